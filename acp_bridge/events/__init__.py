@@ -1,0 +1,29 @@
+"""The input vocabularies: Harn's ``AgentEvent`` (:mod:`.harn`) and the run-style runtime's (:mod:`.runtime`)."""
+
+from .errors import EventDecodeError
+from .harn import (
+    EVENT_TYPES,
+    AgentEvent,
+    AgentEventBase,
+    HarnEvent,
+    PersistedAgentEvent,
+    UnknownAgentEvent,
+    dump_event,
+    dump_record,
+    parse_event,
+    parse_record,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "AgentEvent",
+    "AgentEventBase",
+    "EventDecodeError",
+    "HarnEvent",
+    "PersistedAgentEvent",
+    "UnknownAgentEvent",
+    "dump_event",
+    "dump_record",
+    "parse_event",
+    "parse_record",
+]
