@@ -350,7 +350,7 @@ HELPER_SPEC: dict[str, list[tuple[str, str]]] = {
         ("error", "opt:str"),
     ],
     "receipt": [
-        ("schema_version", "u64"),
+        ("schema_version", "u32"),
         ("session_id", "str"),
         ("run_id", "opt:str"),
         ("tool_call_id", "str"),

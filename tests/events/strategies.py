@@ -42,6 +42,7 @@ def _record(name: str) -> st.SearchStrategy[dict[str, Any]]:
 _BASE: dict[str, st.SearchStrategy[Any]] = {
     "str": text,
     "u64": u64,
+    "u32": st.integers(0, 2**32 - 1),
     "i64": i64,
     "f64": f64,
     "bool": st.booleans(),
