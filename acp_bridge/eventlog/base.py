@@ -1,0 +1,249 @@
+"""The backend-neutral contract of the event log: records, entries, errors and the protocol.
+
+An event log is a set of *topics*, each an append-only sequence of :class:`LogRecord` values. The
+log numbers every topic's records itself, from 1 and without gaps, so a reader can resume from "the
+last id I saw" and can tell when it missed something. The log attaches no meaning to a record: the
+``kind`` and ``payload`` belong to whoever appends them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+
+__all__ = [
+    "EventLog",
+    "EventLogClosed",
+    "EventLogError",
+    "InvalidTopic",
+    "LogEntry",
+    "LogRecord",
+    "now_ms",
+    "sanitize_topic_component",
+    "validate_topic",
+]
+
+
+def now_ms() -> int:
+    """Return the wall-clock time in whole milliseconds since the Unix epoch."""
+    return time.time_ns() // 1_000_000
+
+
+_UNSET: Any = object()
+
+
+class LogRecord:
+    """One record, as the producer hands it to :meth:`EventLog.append`.
+
+    ``payload`` is a JSON-compatible value. A producer that already has the JSON bytes (the agent-event
+    sink serialises each event once) builds the record with :meth:`from_json`; the record then decodes
+    the payload only if somebody reads it, and a durable backend stores the bytes as they are. Either
+    form is produced from the other on demand and cached, so records are cheap to pass around.
+
+    The log keeps a reference to ``payload`` and ``headers`` rather than a copy (copying every event
+    would cost more than storing it), so don't mutate them after appending. Durable backends store the
+    JSON encoding, so a payload read back from disk is the JSON round trip of the appended one (tuples
+    come back as lists, for instance).
+    """
+
+    __slots__ = ("_payload", "_payload_json", "headers", "kind", "occurred_at_ms")
+
+    kind: str
+    """What the record is, in the producer's vocabulary (e.g. an event type name)."""
+    headers: Mapping[str, str]
+    """Small string metadata, e.g. a trace id; not interpreted by the log."""
+    occurred_at_ms: int
+    """When the record happened, in wall-clock milliseconds (see :func:`now_ms`)."""
+
+    def __init__(
+        self,
+        kind: str,
+        payload: Any,
+        headers: Mapping[str, str] | None = None,
+        occurred_at_ms: int | None = None,
+    ) -> None:
+        self.kind = kind
+        self._payload = payload
+        self._payload_json: bytes | None = None
+        self.headers = {} if headers is None else headers
+        self.occurred_at_ms = now_ms() if occurred_at_ms is None else occurred_at_ms
+
+    @classmethod
+    def from_json(
+        cls,
+        kind: str,
+        payload_json: bytes,
+        headers: Mapping[str, str] | None = None,
+        occurred_at_ms: int | None = None,
+    ) -> LogRecord:
+        """A record whose payload is given already encoded as one JSON value (not validated)."""
+        record = cls(kind, _UNSET, headers, occurred_at_ms)
+        record._payload_json = payload_json
+        return record
+
+    @property
+    def payload(self) -> Any:
+        """The payload as a JSON-compatible value."""
+        if self._payload is _UNSET:
+            self._payload = orjson.loads(self._payload_json)  # type: ignore[arg-type]
+        return self._payload
+
+    @property
+    def payload_json(self) -> bytes:
+        """The payload encoded as JSON; raises ``TypeError`` if it is not JSON-compatible."""
+        if self._payload_json is None:
+            self._payload_json = orjson.dumps(self._payload)
+        return self._payload_json
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LogRecord):
+            return NotImplemented
+        return (
+            self.kind == other.kind
+            and self.occurred_at_ms == other.occurred_at_ms
+            and dict(self.headers) == dict(other.headers)
+            and self.payload == other.payload
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        payload = self._payload if self._payload is not _UNSET else self._payload_json
+        return (
+            f"LogRecord(kind={self.kind!r}, payload={payload!r}, headers={dict(self.headers)!r}, "
+            f"occurred_at_ms={self.occurred_at_ms!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """A record as stored in a topic, with the id the log gave it."""
+
+    topic: str
+    """The topic the record was appended to."""
+    id: int
+    """Position in the topic: per topic, gap-free and starting at 1."""
+    record: LogRecord
+    """The appended record."""
+
+
+class EventLogError(Exception):
+    """Base class of the errors raised by an event log."""
+
+
+class InvalidTopic(EventLogError, ValueError):
+    """A topic name is empty or contains a character outside ``[A-Za-z0-9._-]``."""
+
+
+class EventLogClosed(EventLogError):
+    """The event log was closed."""
+
+
+_VALID_TOPIC = re.compile(r"[A-Za-z0-9._-]+")
+_INVALID_TOPIC_CHAR = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def validate_topic(topic: str) -> str:
+    """Return ``topic`` unchanged if it is a valid topic name, else raise :exc:`InvalidTopic`.
+
+    A valid name is non-empty and made of ASCII letters, digits, ``.``, ``_`` and ``-`` only, so it
+    is safe as a file name, a SQL value and a Redis key alike.
+    """
+    if not isinstance(topic, str) or _VALID_TOPIC.fullmatch(topic) is None:
+        raise InvalidTopic(f"invalid topic {topic!r}: use one or more of [A-Za-z0-9._-]")
+    return topic
+
+
+def sanitize_topic_component(s: str) -> str:
+    """Make ``s`` usable inside a topic name by replacing each disallowed code point with ``_``.
+
+    The mapping neither trims nor collapses, so the result has as many code points as ``s``:
+    ``"a/b"`` becomes ``"a_b"`` and ``"é"`` becomes ``"_"``. It is not injective; callers that need
+    distinct topics for distinct inputs must ensure that themselves.
+    """
+    return _INVALID_TOPIC_CHAR.sub("_", s)
+
+
+def check_read_bounds(after: int, limit: int | None) -> None:
+    """Raise :exc:`ValueError` unless ``after`` and ``limit`` are acceptable read bounds."""
+    if after < 0:
+        raise ValueError(f"after must be >= 0, got {after}")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0 or None, got {limit}")
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """An append-only log of records grouped in topics.
+
+    Every method may be called from any thread. ``append`` never waits for I/O, so it is also safe
+    to call from a coroutine; ``flush`` may wait for I/O, so coroutines use ``aflush`` instead.
+    """
+
+    def append(self, topic: str, record: LogRecord) -> int:
+        """Append ``record`` to ``topic`` and return its id.
+
+        Ids are assigned in call order, per topic, from 1 without gaps. The record is visible to
+        readers and subscribers as soon as this returns; durable backends may still be writing it
+        (see :meth:`flush`).
+
+        Raises:
+            InvalidTopic: if ``topic`` is not a valid topic name.
+            EventLogClosed: if the log is closed.
+            EventLogError: if a background write failed earlier.
+        """
+        ...
+
+    def read_range(self, topic: str, after: int = 0, limit: int | None = None) -> list[LogEntry]:
+        """Return ``topic``'s entries with ids greater than ``after``, ascending, at most ``limit``.
+
+        An unknown topic reads as empty.
+        """
+        ...
+
+    def subscribe(self, topic: str, after: int = 0) -> AsyncIterator[LogEntry]:
+        """Iterate over ``topic``'s entries with ids greater than ``after``, stored then live.
+
+        The iterator yields every id exactly once, in order, with no gap between the stored and
+        the live part, and waits for new entries forever. It ends when the log is closed; stop it
+        earlier by cancelling the task or by leaving the loop. A subscription holds a live buffer
+        until its iterator is closed or garbage-collected; the bundled backends return async
+        generators, which :func:`contextlib.aclosing` closes deterministically.
+        """
+        ...
+
+    def latest(self, topic: str) -> int | None:
+        """Return the highest id in ``topic``, or ``None`` if the topic has no entries."""
+        ...
+
+    def topics(self) -> list[str]:
+        """Return the names of the topics that have at least one entry, sorted."""
+        ...
+
+    def flush(self) -> None:
+        """Block until every record appended before this call is durable.
+
+        Raises:
+            EventLogError: if a background write failed.
+        """
+        ...
+
+    async def aflush(self) -> None:
+        """Wait, without blocking the event loop, until every record appended so far is durable.
+
+        Raises:
+            EventLogError: if a background write failed.
+        """
+        ...
+
+    def close(self) -> None:
+        """Flush, stop background work and end live subscriptions.
+
+        Closing twice is harmless. Afterwards, ``append`` and reads raise :exc:`EventLogClosed`.
+        """
+        ...

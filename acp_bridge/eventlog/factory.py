@@ -1,0 +1,78 @@
+"""Open an event log from a one-line spec such as ``"memory"`` or ``"sqlite:~/.acp/events.db"``.
+
+A spec is ``SCHEME`` or ``SCHEME:ARGUMENT``. Each scheme maps to an opener registered with
+:func:`register_backend`, so a new backend (say ``redis://host:6379/0``) plugs in here and every
+caller that takes a spec from its configuration accepts it unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import EventLog
+from .memory import MemoryEventLog
+from .sqlite import SqliteEventLog
+
+__all__ = ["open_event_log", "register_backend"]
+
+Opener = Callable[[str], EventLog]
+"""Builds a log from the part of the spec after ``SCHEME:`` (empty if there is none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Backend:
+    opener: Opener
+    usage: str
+
+
+_BACKENDS: dict[str, _Backend] = {}
+
+
+def register_backend(scheme: str, opener: Opener, *, usage: str) -> None:
+    """Make :func:`open_event_log` open specs that start with ``scheme`` using ``opener``.
+
+    ``opener`` receives what follows ``scheme:`` in the spec, or ``""``, and raises
+    :exc:`ValueError` if it can't use it. ``usage`` shows the accepted form, e.g.
+    ``"sqlite:PATH"``, in error messages. Registering a scheme again replaces its opener.
+    """
+    if not scheme or ":" in scheme:
+        raise ValueError(f"invalid scheme {scheme!r}")
+    _BACKENDS[scheme] = _Backend(opener, usage)
+
+
+def open_event_log(spec: str) -> EventLog:
+    """Open the event log that ``spec`` describes.
+
+    Accepted forms: ``"memory"`` for a :class:`MemoryEventLog`, and ``"sqlite:PATH"`` for a
+    :class:`SqliteEventLog` in the file ``PATH`` (``~`` is expanded, missing directories are
+    created), plus those of any backend registered with :func:`register_backend`.
+
+    Raises:
+        ValueError: if ``spec`` matches no accepted form.
+    """
+    scheme, _, argument = spec.partition(":")
+    backend = _BACKENDS.get(scheme)
+    if backend is None:
+        accepted = ", ".join(repr(b.usage) for b in _BACKENDS.values())
+        raise ValueError(f"unknown event log spec {spec!r}; expected one of: {accepted}")
+    return backend.opener(argument)
+
+
+def _open_memory(argument: str) -> EventLog:
+    if argument:
+        raise ValueError(f"the memory event log takes no argument, got {argument!r}")
+    return MemoryEventLog()
+
+
+def _open_sqlite(argument: str) -> EventLog:
+    if not argument:
+        raise ValueError("the sqlite event log needs a file: 'sqlite:PATH'")
+    path = Path(argument).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteEventLog(path)
+
+
+register_backend("memory", _open_memory, usage="memory")
+register_backend("sqlite", _open_sqlite, usage="sqlite:PATH")

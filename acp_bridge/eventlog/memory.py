@@ -1,0 +1,99 @@
+"""An event log held in memory: for tests, and for deployments that need no history after exit."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncGenerator
+
+from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow
+from .base import EventLogClosed, LogEntry, LogRecord, check_read_bounds, validate_topic
+
+__all__ = ["MemoryEventLog"]
+
+
+class MemoryEventLog:
+    """An :class:`~acp_bridge.eventlog.EventLog` that keeps every entry in a list per topic.
+
+    Nothing is ever evicted, so memory grows with the number of records until :meth:`close`.
+
+    Args:
+        live_queue_size: how many entries a subscriber may fall behind before it catches up
+            from the log instead of from its live buffer.
+    """
+
+    def __init__(self, *, live_queue_size: int = DEFAULT_LIVE_QUEUE_SIZE) -> None:
+        self._lock = threading.Lock()
+        self._topics: dict[str, list[LogEntry]] = {}
+        self._closed = False
+        self._hub = LiveHub(live_queue_size)
+
+    def __repr__(self) -> str:
+        return f"<MemoryEventLog topics={len(self._topics)}{' closed' if self._closed else ''}>"
+
+    def append(self, topic: str, record: LogRecord) -> int:
+        """Append ``record`` to ``topic`` and return its id; see :meth:`EventLog.append`."""
+        if not isinstance(record, LogRecord):
+            raise TypeError(f"record must be a LogRecord, got {type(record).__name__}")
+        with self._lock:
+            if self._closed:
+                raise EventLogClosed("event log is closed")
+            entries = self._topics.get(topic)
+            if entries is None:
+                entries = self._topics[validate_topic(topic)] = []
+            entry = LogEntry(topic, len(entries) + 1, record)
+            entries.append(entry)
+            self._hub.publish(entry)
+        return entry.id
+
+    def read_range(self, topic: str, after: int = 0, limit: int | None = None) -> list[LogEntry]:
+        """Return entries with ids greater than ``after``; see :meth:`EventLog.read_range`."""
+        validate_topic(topic)
+        check_read_bounds(after, limit)
+        with self._lock:
+            self._check_open()
+            entries = self._topics.get(topic, [])
+            # Ids are list positions plus one.
+            return entries[after:] if limit is None else entries[after : after + limit]
+
+    def subscribe(self, topic: str, after: int = 0) -> AsyncGenerator[LogEntry, None]:
+        """Iterate over stored then live entries; see :meth:`EventLog.subscribe`."""
+        validate_topic(topic)
+        check_read_bounds(after, None)
+        with self._lock:
+            self._check_open()
+        return follow(self._hub, self._read_page, topic, after)
+
+    async def _read_page(self, topic: str, after: int, limit: int) -> list[LogEntry]:
+        return self.read_range(topic, after, limit)
+
+    def latest(self, topic: str) -> int | None:
+        """Return the highest id in ``topic``, or ``None``; see :meth:`EventLog.latest`."""
+        with self._lock:
+            self._check_open()
+            entries = self._topics.get(topic)
+            return len(entries) if entries else None
+
+    def topics(self) -> list[str]:
+        """Return the non-empty topics, sorted; see :meth:`EventLog.topics`."""
+        with self._lock:
+            self._check_open()
+            return sorted(self._topics)
+
+    def flush(self) -> None:
+        """Return at once: appended entries are as durable as this log gets."""
+
+    async def aflush(self) -> None:
+        """Return at once: appended entries are as durable as this log gets."""
+
+    def close(self) -> None:
+        """End live subscriptions and refuse further use; the entries are dropped."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._topics = {}
+        self._hub.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EventLogClosed("event log is closed")

@@ -1,0 +1,523 @@
+"""An event log in one SQLite file, written by a background thread in group commits.
+
+``append`` never touches the disk. It numbers the entry from an in-memory head, queues it and
+returns; a writer thread takes everything queued, inserts it in one transaction and commits. Under
+a burst, one commit thus covers thousands of appends. Until its transaction commits an entry stays
+in memory, where readers find it, so a reader sees every id at once, stored or not.
+
+The price is a durability window: an entry is on disk only once :meth:`SqliteEventLog.flush`
+returns (or a later commit covers it). With ``synchronous="NORMAL"``, a committed transaction
+survives the process crashing but may be lost if the machine loses power; ``"FULL"`` makes commits
+survive that too, at the cost of an fsync per commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Mapping
+from itertools import islice
+from typing import Literal
+
+import orjson
+
+from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow, resolve_threadsafe
+from .base import (
+    EventLogClosed,
+    EventLogError,
+    LogEntry,
+    LogRecord,
+    check_read_bounds,
+    validate_topic,
+)
+
+__all__ = ["SqliteEventLog"]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+"""Stored in ``PRAGMA user_version``; bumped whenever the tables change incompatibly."""
+
+_SCHEMA = (
+    """
+    CREATE TABLE events (
+        topic TEXT NOT NULL,
+        event_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        headers BLOB,
+        occurred_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (topic, event_id)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE topic_heads (
+        topic TEXT NOT NULL PRIMARY KEY,
+        last_id INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (topic, event_id, kind, payload, headers, occurred_at_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_HEAD = (
+    "INSERT INTO topic_heads (topic, last_id) VALUES (?, ?)"
+    " ON CONFLICT (topic) DO UPDATE SET last_id = excluded.last_id"
+)
+_SELECT_EVENTS = (
+    "SELECT event_id, kind, payload, headers, occurred_at_ms FROM events"
+    " WHERE topic = ? AND event_id > ? AND event_id <= ? ORDER BY event_id LIMIT ?"
+)
+
+_MAX_BATCH = 8_192
+"""Most entries per transaction: large enough to amortise a commit, small enough to keep each
+transaction, and the lock hold that settles it, short."""
+
+_BUSY_TIMEOUT_MS = 5_000
+
+_Row = tuple[str, int, str, bytes, bytes | None, int]
+_Queued = tuple[LogEntry, bytes, bytes | None]
+_AsyncFlush = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+"""An :meth:`SqliteEventLog.aflush` waiting for the commit count to reach its target."""
+
+
+class SqliteEventLog:
+    """An :class:`~acp_bridge.eventlog.EventLog` stored in the SQLite file at ``path``.
+
+    The file is created if missing, and reopening it continues every topic where it stopped. Only
+    one ``SqliteEventLog`` may have a given file open at a time, in any process: each numbers
+    entries from its own in-memory heads.
+
+    Args:
+        path: the database file; its directory must exist.
+        synchronous: SQLite's ``synchronous`` setting for commits, ``"NORMAL"`` or ``"FULL"``.
+        max_pending: how many appended entries may wait for their commit; once that many do,
+            ``append`` blocks until the writer catches up, which bounds memory.
+        live_queue_size: how many entries a subscriber may fall behind before it catches up
+            from the log instead of from its live buffer.
+
+    Raises:
+        EventLogError: if the file can't be opened or holds something else than an event log.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        max_pending: int = 65_536,
+        live_queue_size: int = DEFAULT_LIVE_QUEUE_SIZE,
+    ) -> None:
+        self._path = os.fspath(path)
+        if self._path in ("", ":memory:"):
+            raise ValueError(f"not a database file: {self._path!r}; use MemoryEventLog instead")
+        synchronous_setting = str(synchronous).upper()
+        if synchronous_setting not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        self._max_pending = max_pending
+        self._hub = LiveHub(live_queue_size)
+
+        writer_conn, reader_conn, heads = self._open(synchronous_setting)
+        self._reader: sqlite3.Connection | None = reader_conn
+        self._reader_lock = threading.Lock()
+
+        # Everything below is guarded by _lock.
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # the writer waits here for entries
+        self._progress = threading.Condition(self._lock)  # flush() waits here for commits
+        self._space = threading.Condition(self._lock)  # append() waits here under backpressure
+        self._heads: dict[str, int] = heads  # last id assigned, per topic
+        self._committed: dict[str, int] = dict(heads)  # last id committed, per topic
+        # Entries not committed yet, per topic, ascending: the queued ones and the writer's batch.
+        self._unsettled: dict[str, deque[LogEntry]] = {}
+        self._unsettled_count = 0
+        # Entries the writer hasn't taken yet, in append order, with their encoded payload/headers.
+        self._queue: list[_Queued] = []
+        self._appended_count = 0
+        self._committed_count = 0
+        self._async_flushes: deque[_AsyncFlush] = deque()  # ascending targets
+        self._failure: BaseException | None = None
+        self._writer_idle = False
+        self._closed = False
+        self._close_done = threading.Event()
+
+        self._before_write: Callable[[list[LogEntry]], None] | None = None
+        """Test hook: called by the writer thread with each batch before writing it."""
+
+        self._writer = threading.Thread(
+            target=self._run,
+            args=(writer_conn,),
+            name=f"eventlog-writer:{os.path.basename(self._path)}",
+            # A forgotten close() must not hang interpreter exit; what wasn't flushed is lost.
+            daemon=True,
+        )
+        self._writer.start()
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"<SqliteEventLog {self._path!r}{' closed' if self._closed else ''}>"
+
+    # Opening.
+
+    def _open(
+        self, synchronous: str
+    ) -> tuple[sqlite3.Connection, sqlite3.Connection, dict[str, int]]:
+        connections: list[sqlite3.Connection] = []
+        try:
+            writer = self._connect()
+            connections.append(writer)
+            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise EventLogError(f"{self._path}: cannot use WAL journal mode (got {mode!r})")
+            writer.execute(f"PRAGMA synchronous = {synchronous}")
+            self._ensure_schema(writer)
+            heads = dict(writer.execute("SELECT topic, last_id FROM topic_heads").fetchall())
+            reader = self._connect()
+            connections.append(reader)
+            reader.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            for conn in connections:
+                conn.close()
+            raise EventLogError(f"cannot open event log {self._path}: {exc}") from exc
+        except BaseException:
+            for conn in connections:
+                conn.close()
+            raise
+        return writer, reader, heads
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are begun and ended explicitly, not by the module.
+        # check_same_thread=False: each connection is used by one thread at a time, not always
+        # the thread that opened it.
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        return conn
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                # Plain CREATE TABLE, so a file that has such tables without being ours fails.
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:
+                raise EventLogError(
+                    f"{self._path}: unsupported event log schema version {version}"
+                    f" (this version reads {SCHEMA_VERSION})"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # Writing.
+
+    def append(self, topic: str, record: LogRecord) -> int:
+        """Queue ``record`` for ``topic`` and return its id; see :meth:`EventLog.append`.
+
+        This doesn't wait for the disk, except when ``max_pending`` entries already wait for
+        their commit: then it blocks until the writer thread has made room.
+        """
+        if not isinstance(record, LogRecord):
+            raise TypeError(f"record must be a LogRecord, got {type(record).__name__}")
+        # Encode here, not on the writer thread: a payload that is not JSON fails this append
+        # alone instead of latching the whole log, and later mutation of it cannot leak in.
+        payload, headers = _encode_record(topic, record)
+        with self._lock:
+            while True:
+                if self._closed:
+                    raise EventLogClosed("event log is closed")
+                self._raise_if_failed()
+                if self._unsettled_count < self._max_pending:
+                    break
+                self._space.wait()
+            head = self._heads.get(topic)
+            if head is None:
+                # Known topics were validated when first seen; this keeps appends cheap.
+                validate_topic(topic)
+                head = 0
+            entry = LogEntry(topic, head + 1, record)
+            self._heads[topic] = entry.id
+            unsettled = self._unsettled.get(topic)
+            if unsettled is None:
+                unsettled = self._unsettled[topic] = deque()
+            unsettled.append(entry)
+            self._unsettled_count += 1
+            self._queue.append((entry, payload, headers))
+            self._appended_count += 1
+            self._hub.publish(entry)
+            if self._writer_idle:
+                self._writer_idle = False
+                self._work.notify()
+        return entry.id
+
+    def _run(self, conn: sqlite3.Connection) -> None:
+        """Body of the writer thread: commit queued entries until closed and drained."""
+        try:
+            while True:
+                with self._lock:
+                    while not self._queue and not self._closed:
+                        self._writer_idle = True
+                        self._work.wait()
+                    self._writer_idle = False
+                    if not self._queue:
+                        return
+                    if len(self._queue) <= _MAX_BATCH:
+                        queued, self._queue = self._queue, []
+                    else:
+                        queued = self._queue[:_MAX_BATCH]
+                        del self._queue[:_MAX_BATCH]
+                batch = [entry for entry, _, _ in queued]
+                if self._before_write is not None:
+                    self._before_write(batch)
+                heads = _write(conn, queued)
+                self._settle(batch, heads)
+        except BaseException as exc:
+            logger.exception(
+                "event log %s: write failed; the log accepts no more appends", self._path
+            )
+            with self._lock:
+                self._failure = exc
+        finally:
+            conn.close()
+            with self._lock:
+                flushes = list(self._async_flushes)
+                self._async_flushes.clear()
+                # Nothing will be committed any more: wake whoever waits for that.
+                self._progress.notify_all()
+                self._space.notify_all()
+            for _, loop, future in flushes:
+                resolve_threadsafe(loop, future)
+
+    def _settle(self, batch: list[LogEntry], heads: dict[str, int]) -> None:
+        """Record that ``batch`` is committed: readers now find it on disk, flushes may return."""
+        with self._lock:
+            for topic, head in heads.items():
+                self._committed[topic] = head
+                unsettled = self._unsettled[topic]
+                while unsettled and unsettled[0].id <= head:
+                    unsettled.popleft()
+                if not unsettled:
+                    del self._unsettled[topic]
+            self._unsettled_count -= len(batch)
+            self._committed_count += len(batch)
+            self._progress.notify_all()
+            self._space.notify_all()
+            done = []
+            while self._async_flushes and self._async_flushes[0][0] <= self._committed_count:
+                done.append(self._async_flushes.popleft())
+        for _, loop, future in done:
+            resolve_threadsafe(loop, future)
+
+    def flush(self) -> None:
+        """Block until everything appended so far is committed; see :meth:`EventLog.flush`."""
+        with self._lock:
+            target = self._appended_count
+            while self._committed_count < target and self._failure is None:
+                self._progress.wait()
+            self._raise_if_failed()
+
+    async def aflush(self) -> None:
+        """Wait until everything appended so far is committed; see :meth:`EventLog.aflush`."""
+        with self._lock:
+            target = self._appended_count
+            if self._committed_count >= target or self._failure is not None:
+                self._raise_if_failed()
+                return
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            self._async_flushes.append((target, loop, future))
+        await future
+        with self._lock:
+            self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise EventLogError(
+                f"event log {self._path}: an earlier write failed: {self._failure!r}"
+            ) from self._failure
+
+    def close(self) -> None:
+        """Commit what is queued, end subscriptions and close the file; see :meth:`EventLog.close`.
+
+        Raises:
+            EventLogError: if a write failed, now or earlier; the log is closed all the same.
+        """
+        with self._lock:
+            if self._closed:
+                first = False
+            else:
+                first = self._closed = True
+                self._work.notify()
+                self._space.notify_all()
+        if not first:
+            self._close_done.wait()
+            return
+        try:
+            with self._reader_lock:
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
+            # The writer drains the queue before it exits, and closes the file last, which lets
+            # SQLite checkpoint and remove the WAL.
+            self._writer.join()
+            self._hub.close()
+        finally:
+            self._close_done.set()
+        with self._lock:
+            self._raise_if_failed()
+
+    # Reading.
+
+    def read_range(self, topic: str, after: int = 0, limit: int | None = None) -> list[LogEntry]:
+        """Return entries with ids greater than ``after``; see :meth:`EventLog.read_range`.
+
+        Committed entries are read from the file, on the calling thread.
+        """
+        validate_topic(topic)
+        check_read_bounds(after, limit)
+        with self._lock:
+            self._check_open()
+            committed, recent = self._snapshot(topic, after, limit)
+        if after >= committed:
+            return recent
+        count = committed - after if limit is None else min(limit, committed - after)
+        stored = self._select(topic, after, committed, count)
+        if limit is not None:
+            recent = recent[: limit - len(stored)]
+        return stored + recent
+
+    def _snapshot(self, topic: str, after: int, limit: int | None) -> tuple[int, list[LogEntry]]:
+        """Return the committed head of ``topic`` and the uncommitted entries after ``after``.
+
+        Call with ``_lock`` held. Together, the rows up to the head and these entries are all of
+        the topic at this instant; a commit that happens next only moves entries from the second
+        part to the first, so a reader that uses the returned head can't miss or repeat any.
+        """
+        committed = self._committed.get(topic, 0)
+        unsettled = self._unsettled.get(topic)
+        if not unsettled:
+            return committed, []
+        start = max(after + 1 - unsettled[0].id, 0)
+        stop = None if limit is None else start + limit
+        return committed, list(islice(unsettled, start, stop))
+
+    def _select(self, topic: str, after: int, upto: int, count: int) -> list[LogEntry]:
+        """Read the ``count`` committed entries of ``topic`` after ``after``, up to ``upto``."""
+        with self._reader_lock:
+            if self._reader is None:
+                raise EventLogClosed("event log is closed")
+            try:
+                rows = self._reader.execute(_SELECT_EVENTS, (topic, after, upto, count)).fetchall()
+            except sqlite3.Error as exc:
+                raise EventLogError(f"event log {self._path}: read failed: {exc}") from exc
+        if len(rows) != count:
+            raise EventLogError(
+                f"event log {self._path}: topic {topic!r} lost committed entries"
+                f" after id {after} (found {len(rows)} of {count})"
+            )
+        return [
+            LogEntry(
+                topic,
+                event_id,
+                LogRecord(
+                    kind,
+                    orjson.loads(payload),
+                    {} if headers is None else orjson.loads(headers),
+                    occurred_at_ms,
+                ),
+            )
+            for event_id, kind, payload, headers, occurred_at_ms in rows
+        ]
+
+    def subscribe(self, topic: str, after: int = 0) -> AsyncGenerator[LogEntry, None]:
+        """Iterate over stored then live entries; see :meth:`EventLog.subscribe`."""
+        validate_topic(topic)
+        check_read_bounds(after, None)
+        with self._lock:
+            self._check_open()
+        return follow(self._hub, self._read_page, topic, after)
+
+    async def _read_page(self, topic: str, after: int, limit: int) -> list[LogEntry]:
+        with self._lock:
+            self._check_open()
+            committed, recent = self._snapshot(topic, after, limit)
+        if after >= committed:
+            return recent
+        # Reading the file may take a while: keep it off the event loop.
+        return await asyncio.to_thread(self.read_range, topic, after, limit)
+
+    def latest(self, topic: str) -> int | None:
+        """Return the highest id in ``topic``, or ``None``; see :meth:`EventLog.latest`."""
+        with self._lock:
+            self._check_open()
+            return self._heads.get(topic)
+
+    def topics(self) -> list[str]:
+        """Return the non-empty topics, sorted; see :meth:`EventLog.topics`."""
+        with self._lock:
+            self._check_open()
+            return sorted(self._heads)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EventLogClosed("event log is closed")
+
+
+def _write(conn: sqlite3.Connection, queued: list[_Queued]) -> dict[str, int]:
+    """Insert a batch and move the topic heads in one transaction; return the new heads."""
+    rows = [
+        (e.topic, e.id, e.record.kind, payload, headers, e.record.occurred_at_ms)
+        for e, payload, headers in queued
+    ]
+    # Per topic, ids ascend in the batch, so the last one wins.
+    heads = {entry.topic: entry.id for entry, _, _ in queued}
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(_INSERT_EVENT, rows)
+        conn.executemany(_UPSERT_HEAD, heads.items())
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return heads
+
+
+def _encode_record(topic: str, record: LogRecord) -> tuple[bytes, bytes | None]:
+    try:
+        payload = record.payload_json
+        headers = _encode_headers(record.headers) if record.headers else None
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        raise EventLogError(f"record for topic {topic!r} is not JSON-compatible: {exc}") from exc
+    return payload, headers
+
+
+_headers_cache: tuple[Mapping[str, str] | None, bytes] = (None, b"")
+
+
+def _encode_headers(headers: Mapping[str, str]) -> bytes:
+    # Producers reuse one headers mapping for a whole session (the agent-event sink does), so the
+    # last encoding is cached by identity.
+    global _headers_cache
+    cached, encoded = _headers_cache
+    if cached is headers:
+        return encoded
+    # orjson encodes dict exactly, not other mappings.
+    encoded = orjson.dumps(headers if type(headers) is dict else dict(headers))
+    _headers_cache = (headers, encoded)
+    return encoded

@@ -1,0 +1,376 @@
+"""Behaviour specific to SqliteEventLog: durability, group commit, the writer thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from acp_bridge.eventlog import EventLogClosed, EventLogError, LogRecord, SqliteEventLog
+
+from .eventlog_support import WriterGate, ids, rec, subscription
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "events.db"
+
+
+@pytest.fixture
+def gate() -> Iterator[WriterGate]:
+    gate = WriterGate()
+    yield gate
+    gate.release()  # never leave the writer stuck, whatever the test did
+
+
+def stored_rows(db: Path, topic: str = "t") -> list[tuple[int, bytes]]:
+    """What a separate connection, e.g. another process, finds in the file."""
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute(
+            "SELECT event_id, payload FROM events WHERE topic = ? ORDER BY event_id", (topic,)
+        ).fetchall()
+
+
+def stored_heads(db: Path) -> dict[str, int]:
+    with closing(sqlite3.connect(db)) as conn:
+        return dict(conn.execute("SELECT topic, last_id FROM topic_heads").fetchall())
+
+
+def held(log: SqliteEventLog, gate: WriterGate) -> SqliteEventLog:
+    """Make the writer block before each batch until the gate is released."""
+    log._before_write = gate
+    return log
+
+
+def test_reopening_continues_every_topic(db: Path) -> None:
+    log = SqliteEventLog(db)
+    for i in range(5):
+        log.append("a", rec(i))
+    log.append("b", LogRecord("k", {"x": [1, 2]}, {"h": "v"}, 42))
+    log.close()
+
+    log = SqliteEventLog(db)
+    try:
+        assert log.topics() == ["a", "b"]
+        assert (log.latest("a"), log.latest("b")) == (5, 1)
+        assert log.append("a", rec(5)) == 6
+        assert log.append("b", rec(0)) == 2
+        assert log.append("c", rec(0)) == 1
+        assert [e.record.payload["i"] for e in log.read_range("a")] == list(range(6))
+        assert log.read_range("b")[0].record == LogRecord("k", {"x": [1, 2]}, {"h": "v"}, 42)
+    finally:
+        log.close()
+
+    log = SqliteEventLog(db)
+    try:
+        assert ids(log.read_range("a")) == [1, 2, 3, 4, 5, 6]
+        assert (log.latest("b"), log.latest("c")) == (2, 1)
+    finally:
+        log.close()
+
+
+async def test_a_reopened_log_replays_history_to_subscribers(db: Path) -> None:
+    log = SqliteEventLog(db)
+    for i in range(2_500):  # several pages
+        log.append("t", rec(i))
+    log.close()
+    log = SqliteEventLog(db)
+    try:
+        async with asyncio.timeout(5), subscription(log, "t", after=10) as entries:
+            got = []
+            async for entry in entries:
+                got.append(entry)
+                if entry.id == 2_500:
+                    log.append("t", rec(2_500))
+                if entry.id == 2_501:
+                    break
+        assert ids(got) == list(range(11, 2_502))
+        assert [e.record.payload["i"] for e in got] == list(range(10, 2_501))
+    finally:
+        log.close()
+
+
+def test_close_commits_what_was_never_flushed(db: Path) -> None:
+    log = SqliteEventLog(db)
+    for i in range(1_000):
+        log.append("t", rec(i))
+    log.close()
+    assert [row[0] for row in stored_rows(db)] == list(range(1, 1_001))
+    assert stored_heads(db) == {"t": 1_000}
+
+
+def test_flush_makes_appends_visible_to_another_connection(db: Path) -> None:
+    log = SqliteEventLog(db)
+    try:
+        for i in range(3):
+            log.append("t", rec(i))
+        log.flush()
+        assert stored_rows(db) == [(1, b'{"i":0}'), (2, b'{"i":1}'), (3, b'{"i":2}')]
+        assert stored_heads(db) == {"t": 3}
+    finally:
+        log.close()
+
+
+async def test_aflush_makes_appends_visible_to_another_connection(db: Path) -> None:
+    log = SqliteEventLog(db)
+    try:
+        for i in range(3):
+            log.append("t", rec(i))
+        async with asyncio.timeout(5):
+            await log.aflush()
+        assert len(stored_rows(db)) == 3
+    finally:
+        log.close()
+
+
+def test_uncommitted_entries_are_readable_at_once(db: Path, gate: WriterGate) -> None:
+    log = held(SqliteEventLog(db), gate)
+    try:
+        for i in range(5):
+            assert log.append("t", rec(i)) == i + 1
+            # Read-your-writes, whether the entry is queued or in the writer's hands.
+            assert ids(log.read_range("t")) == list(range(1, i + 2))
+        assert gate.entered.wait(5)
+        assert stored_rows(db) == []
+        assert log.latest("t") == 5
+        assert log.topics() == ["t"]
+        assert ids(log.read_range("t", after=2, limit=2)) == [3, 4]
+        assert log.read_range("t")[4].record == rec(4)
+        gate.release()
+        log.flush()
+        assert len(stored_rows(db)) == 5
+    finally:
+        gate.release()
+        log.close()
+
+
+def test_reads_merge_committed_and_uncommitted_entries(db: Path, gate: WriterGate) -> None:
+    log = SqliteEventLog(db)
+    try:
+        for i in range(5):
+            log.append("t", rec(i))
+        log.flush()
+        held(log, gate)
+        for i in range(5, 10):
+            log.append("t", rec(i))
+        assert gate.entered.wait(5)
+        assert ids(log.read_range("t")) == list(range(1, 11))
+        assert ids(log.read_range("t", after=3, limit=4)) == [4, 5, 6, 7]
+        assert ids(log.read_range("t", after=5, limit=2)) == [6, 7]
+        assert ids(log.read_range("t", after=1, limit=2)) == [2, 3]
+        assert [e.record.payload["i"] for e in log.read_range("t")] == list(range(10))
+        assert len(stored_rows(db)) == 5
+    finally:
+        gate.release()
+        log.close()
+
+
+def test_a_burst_is_committed_in_few_transactions(db: Path, gate: WriterGate) -> None:
+    log = held(SqliteEventLog(db), gate)
+    try:
+        log.append("t", rec(0))
+        assert gate.entered.wait(5)
+        for i in range(1, 1_000):
+            log.append("t", rec(i))
+        gate.release()
+        log.flush()
+        assert gate.batch_sizes == [1, 999]
+    finally:
+        gate.release()
+        log.close()
+
+
+def test_append_blocks_when_too_many_entries_are_pending(db: Path, gate: WriterGate) -> None:
+    log = held(SqliteEventLog(db, max_pending=3), gate)
+    try:
+        for i in range(3):
+            log.append("t", rec(i))
+        assert gate.entered.wait(5)
+        appended: list[int] = []
+        blocked = threading.Thread(target=lambda: appended.append(log.append("t", rec(3))))
+        blocked.start()
+        blocked.join(0.2)  # only shows that it is still blocked, doesn't synchronise anything
+        assert blocked.is_alive()
+        assert appended == []
+        gate.release()
+        blocked.join(5)
+        assert not blocked.is_alive()
+        assert appended == [4]
+        log.flush()
+        assert len(stored_rows(db)) == 4
+    finally:
+        gate.release()
+        log.close()
+
+
+def test_close_wakes_an_append_blocked_by_backpressure(db: Path, gate: WriterGate) -> None:
+    log = held(SqliteEventLog(db, max_pending=1), gate)
+    log.append("t", rec(0))
+    assert gate.entered.wait(5)
+    errors: list[BaseException] = []
+
+    def append() -> None:
+        try:
+            log.append("t", rec(1))
+        except EventLogClosed as exc:
+            errors.append(exc)
+
+    blocked = threading.Thread(target=append)
+    blocked.start()
+    closer = threading.Thread(target=log.close)
+    closer.start()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    assert len(errors) == 1
+    gate.release()
+    closer.join(5)
+    assert not closer.is_alive()
+    assert [row[0] for row in stored_rows(db)] == [1]
+
+
+def test_a_write_error_is_latched(db: Path) -> None:
+    log = SqliteEventLog(db)
+    log.append("t", rec(0))
+    log.flush()
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("DROP TABLE events")
+    log.append("t", rec(1))
+    with pytest.raises(EventLogError, match="earlier write failed") as raised:
+        log.flush()
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+    with pytest.raises(EventLogError, match="earlier write failed"):
+        log.flush()
+    with pytest.raises(EventLogError, match="earlier write failed"):
+        log.append("t", rec(2))
+    # The entries that were accepted stay readable; the file just doesn't get them.
+    assert ids(log.read_range("t", after=1)) == [2]
+    with pytest.raises(EventLogError, match="earlier write failed"):
+        log.close()
+    log.close()  # the second close has nothing more to say
+    with pytest.raises(EventLogClosed):
+        log.append("t", rec(3))
+
+
+async def test_a_write_error_surfaces_in_aflush(db: Path) -> None:
+    log = SqliteEventLog(db)
+
+    def fail(batch: object) -> None:
+        raise OSError("disk on fire")
+
+    log._before_write = fail
+    log.append("t", rec(0))
+    try:
+        with pytest.raises(EventLogError, match="disk on fire") as raised:
+            async with asyncio.timeout(5):
+                await log.aflush()
+        assert isinstance(raised.value.__cause__, OSError)
+    finally:
+        with pytest.raises(EventLogError):
+            log.close()
+
+
+async def test_aflush_waiting_when_the_writer_fails_raises(db: Path, gate: WriterGate) -> None:
+    log = SqliteEventLog(db)
+
+    def fail_after_gate(batch: object) -> None:
+        gate(batch)  # type: ignore[arg-type]
+        raise OSError("disk on fire")
+
+    log._before_write = fail_after_gate
+    log.append("t", rec(0))
+    try:
+        flushing = asyncio.create_task(log.aflush())
+        assert await asyncio.to_thread(gate.entered.wait, 5)
+        gate.release()
+        with pytest.raises(EventLogError, match="disk on fire"):
+            async with asyncio.timeout(5):
+                await flushing
+    finally:
+        with pytest.raises(EventLogError):
+            log.close()
+
+
+def test_a_payload_that_is_not_json_fails_only_its_own_append(db: Path) -> None:
+    log = SqliteEventLog(db)
+    try:
+        log.append("t", rec(0))
+        with pytest.raises(EventLogError, match=r"topic 't' is not JSON-compatible"):
+            log.append("t", LogRecord("k", {"not json": object()}))
+        # The bad record took no id and did not poison the log.
+        assert log.append("t", rec(1)) == 2
+        log.flush()
+        assert [e.id for e in log.read_range("t")] == [1, 2]
+        assert len(stored_rows(db)) == 2
+    finally:
+        log.close()
+
+
+def test_json_round_trip_of_stored_payloads(db: Path) -> None:
+    log = SqliteEventLog(db)
+    try:
+        log.append("t", LogRecord("k", {"tuple": (1, 2)}, {"a": "b"}))
+        log.flush()
+        assert log.read_range("t")[0].record.payload == {"tuple": [1, 2]}
+    finally:
+        log.close()
+
+
+def test_the_file_uses_wal_and_records_its_schema_version(db: Path) -> None:
+    SqliteEventLog(db, synchronous="FULL").close()
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_an_unknown_schema_version_is_refused(db: Path) -> None:
+    SqliteEventLog(db).close()
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(EventLogError, match="unsupported event log schema version 99"):
+        SqliteEventLog(db)
+
+
+def test_a_foreign_database_is_refused(db: Path) -> None:
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("CREATE TABLE events (x)")
+    with pytest.raises(EventLogError, match="already exists"):
+        SqliteEventLog(db)
+
+
+def test_a_file_that_is_not_a_database_is_refused(db: Path) -> None:
+    db.write_bytes(b"this is not a database, " * 100)
+    with pytest.raises(EventLogError, match="cannot open event log"):
+        SqliteEventLog(db)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"synchronous": "OFF"}, "synchronous"),
+        ({"max_pending": 0}, "max_pending"),
+        ({"live_queue_size": 0}, "queue_size"),
+    ],
+)
+def test_invalid_settings_are_refused(db: Path, kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SqliteEventLog(db, **kwargs)  # type: ignore[arg-type]
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("path", ["", ":memory:"])
+def test_an_in_memory_database_is_refused(path: str) -> None:
+    with pytest.raises(ValueError, match="MemoryEventLog"):
+        SqliteEventLog(path)
+
+
+def test_repr_and_path(db: Path) -> None:
+    log = SqliteEventLog(db)
+    assert log.path == str(db)
+    assert repr(log) == f"<SqliteEventLog {str(db)!r}>"
+    log.close()
+    assert repr(log).endswith(" closed>")
