@@ -1,0 +1,32 @@
+"""Pure translation: agent events → JSON-RPC wire messages, per dialect and profile. No I/O.
+
+* :func:`translate` — a Harn event to ``session/update`` / ``_harn/agentEvent`` notifications;
+* :class:`RuntimeTranslator` — the stateful translator of the run-style runtime dialect;
+* :func:`harn_capability_block` — the ``agentCapabilities._meta.harn`` block a profile advertises;
+* :func:`encode_message` — compact JSON for the wire (sorted keys in the harn profile, as Harn does).
+"""
+
+from .capabilities import agent_event_kinds, harn_capability_block, session_update_extensions
+from .harn import ROWS, Route, Row, translate
+from .wire import (
+    HARN_AGENT_EVENT_METHOD,
+    SESSION_UPDATE_METHOD,
+    Message,
+    Profile,
+    encode_message,
+)
+
+__all__ = [
+    "HARN_AGENT_EVENT_METHOD",
+    "ROWS",
+    "SESSION_UPDATE_METHOD",
+    "Message",
+    "Profile",
+    "Route",
+    "Row",
+    "agent_event_kinds",
+    "encode_message",
+    "harn_capability_block",
+    "session_update_extensions",
+    "translate",
+]

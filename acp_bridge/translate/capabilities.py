@@ -1,0 +1,72 @@
+"""The ``agentCapabilities._meta.harn`` block, generated from the translation table.
+
+Harn advertises its lifecycle extensions under ``agentCapabilities._meta.harn`` (harn#820). The lists here
+are computed from :data:`acp_bridge.translate.harn.ROWS`, so a profile advertises exactly the non-standard
+update names and ``_harn/agentEvent`` kinds it can emit (Harn's own lists drifted; ours cannot).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from .harn import CONTENT_EXTENSION_FIELDS, ROWS, TOOL_LIFECYCLE_EXTENSION_FIELDS, Route
+from .wire import HARN_AGENT_EVENT_METHOD, SESSION_UPDATE_METHOD, Profile
+
+__all__ = [
+    "ACP_SCHEMA_COMPATIBILITY",
+    "agent_event_kinds",
+    "harn_capability_block",
+    "session_update_extensions",
+]
+
+ACP_SCHEMA_COMPATIBILITY: Final = (
+    "agentclientprotocol/agent-client-protocol schema v1 (schema-v1.21.0)"
+)
+AGENT_EVENT_SCHEMA: Final = "https://harnlang.com/spec/harn-extensions/agent-event/v1"
+EXTENSION_CONTRACT: Final = "https://harnlang.com/spec/harn-extensions/v1"
+
+
+def _routes(profile: Profile) -> list[Route]:
+    routes: list[Route] = []
+    for row in ROWS.values():
+        routes.extend(row.harn if profile is Profile.HARN else row.strict)
+    return routes
+
+
+def session_update_extensions(profile: Profile | str) -> list[str]:
+    """The non-standard ``sessionUpdate`` names ``profile`` can emit (none for strict)."""
+    profile = Profile(profile)
+    return sorted(
+        {r.name for r in _routes(profile) if r.method == SESSION_UPDATE_METHOD and not r.standard}
+    )
+
+
+def agent_event_kinds(profile: Profile | str) -> list[str]:
+    """The ``_harn/agentEvent`` kinds ``profile`` can emit for known events.
+
+    Unknown events are forwarded with their own ``type`` as kind, so this list is open-ended on purpose:
+    the block says so in ``forwardsUnknownKinds``.
+    """
+    profile = Profile(profile)
+    return sorted({r.name for r in _routes(profile) if r.method == HARN_AGENT_EVENT_METHOD})
+
+
+def harn_capability_block(profile: Profile | str) -> dict[str, Any]:
+    """The value of ``agentCapabilities._meta.harn`` for a connection speaking ``profile``."""
+    profile = Profile(profile)
+    return {
+        "profile": profile.value,
+        "schemaCompatibility": ACP_SCHEMA_COMPATIBILITY,
+        "sessionUpdateExtensions": session_update_extensions(profile),
+        "toolLifecycleExtensionFields": list(TOOL_LIFECYCLE_EXTENSION_FIELDS),
+        "contentExtensionFields": list(CONTENT_EXTENSION_FIELDS),
+        "extensionMethods": {
+            HARN_AGENT_EVENT_METHOD: {
+                "description": "Agent-loop events that have no canonical ACP session/update mapping.",
+                "kinds": agent_event_kinds(profile),
+                "forwardsUnknownKinds": True,
+                "schema": AGENT_EVENT_SCHEMA,
+            }
+        },
+        "extensionContract": EXTENSION_CONTRACT,
+    }
