@@ -1,1 +1,1 @@
-"""TODO."""
+"""The ``acp-bridge`` command: ``serve``, ``connect`` and ``translate``."""
