@@ -1,1 +1,38 @@
-"""TODO."""
+"""A JSON-RPC 2.0 peer over any message transport (knows nothing of ACP)."""
+
+from .errors import (
+    AuthRequired,
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    ParseError,
+    RequestCancelled,
+    RequestTimeout,
+    ResourceNotFound,
+    RpcError,
+)
+from .peer import JsonRpcPeer, PeerClosed, Reply, RequestContext
+from .transport import CloseReason, Malformed, MemoryTransport, Transport, memory_transport_pair
+
+__all__ = [
+    "AuthRequired",
+    "CloseReason",
+    "InternalError",
+    "InvalidParams",
+    "InvalidRequest",
+    "JsonRpcPeer",
+    "Malformed",
+    "MemoryTransport",
+    "MethodNotFound",
+    "ParseError",
+    "PeerClosed",
+    "Reply",
+    "RequestCancelled",
+    "RequestContext",
+    "RequestTimeout",
+    "ResourceNotFound",
+    "RpcError",
+    "Transport",
+    "memory_transport_pair",
+]

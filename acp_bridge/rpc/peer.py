@@ -1,0 +1,456 @@
+"""A JSON-RPC 2.0 peer over any :class:`~acp_bridge.rpc.transport.Transport`.
+
+One object per connection owns both directions:
+
+* **inbound**: a classifier sorts each received message into request, notification, response or
+  garbage. Requests and notifications go to ``jsonrpcserver``'s ``async_dispatch`` with an explicit
+  method table (it binds params and shapes ``-32601``/``-32602``/``-32603``); responses resolve our own
+  pending-request table; garbage gets ``-32700``/``-32600``. Requests run as their own tasks, so a long
+  ``session/prompt`` never blocks a ``session/cancel``; methods registered ``inline`` (and every
+  notification) run in the receive loop, in arrival order;
+* **outbound**: :meth:`JsonRpcPeer.request` allocates an id, waits with a timeout and sends
+  ``$/cancel_request`` when it gives up; :meth:`JsonRpcPeer.notify` and responses go through one bounded
+  FIFO outbox drained by a writer task, so message order is the order of the calls, and a client that
+  cannot keep up is disconnected (``TRY_AGAIN_LATER``) instead of stalling the agent;
+* **errors**: the single exception-to-wire boundary: :class:`~acp_bridge.rpc.errors.RpcError` subclasses
+  keep their code; any other exception becomes ``-32603`` with a one-line ``data.detail`` (the traceback
+  goes to the log, never to the wire).
+
+The peer knows nothing of ACP: methods are strings and params are dicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ._jsonrpcserver import JsonRpcError, Success, dispatch_to_serializable
+from .errors import (
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    ParseError,
+    RequestCancelled,
+    RequestTimeout,
+    RpcError,
+    error_from_wire,
+)
+from .transport import CloseReason, Malformed, Outgoing, Transport
+
+__all__ = [
+    "CANCEL_REQUEST_METHOD",
+    "Handler",
+    "JsonRpcPeer",
+    "NotificationHandler",
+    "PeerClosed",
+    "Reply",
+    "RequestContext",
+]
+
+logger = logging.getLogger(__name__)
+
+CANCEL_REQUEST_METHOD: Final = "$/cancel_request"
+DEFAULT_OUTBOX_LIMIT: Final = 8192
+DEFAULT_REQUEST_TIMEOUT: Final = 120.0
+
+
+class PeerClosed(ConnectionError):
+    """The connection ended while a request was waiting for its response."""
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What a request handler knows about the request it is answering."""
+
+    peer: JsonRpcPeer
+    request_id: Any
+    method: str
+    cancelled_by_peer: bool = False
+    after_response: Callable[[], None] | None = None
+    arrival: Any = None
+    """What the method's ``on_arrival`` hook returned when the request was read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A handler result plus a callback run right after the response is queued.
+
+    The callback runs synchronously, before anything else can be queued, so whatever it sends follows
+    the response on the wire (ACP: no ``session/update`` before the ``session/new`` response).
+    """
+
+    result: Any
+    then: Callable[[], None] | None = None
+
+
+Handler = Callable[[dict[str, Any], RequestContext], Awaitable[Any]]
+"""A request handler: params in, result (or :class:`Reply`) out; raise :class:`RpcError` to fail."""
+NotificationHandler = Callable[[dict[str, Any]], Awaitable[None]]
+"""A notification handler; it runs in the receive loop, so it must not wait for long."""
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _valid_id(value: Any) -> bool:
+    # JSON-RPC ids are strings, integers or null (ACP's RequestId); bool is an int in Python.
+    return (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, int) and not isinstance(value, bool))
+    )
+
+
+def error_response(request_id: Any, error: RpcError) -> dict[str, Any]:
+    """A JSON-RPC error response."""
+    return {"jsonrpc": "2.0", "id": request_id, "error": error.to_wire()}
+
+
+@dataclass
+class _Registry:
+    methods: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
+    inline: set[str] = field(default_factory=set)
+    on_arrival: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
+    notifications: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
+
+
+class JsonRpcPeer:
+    """One side of a JSON-RPC 2.0 connection; see the module docstring."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        name: str = "peer",
+        outbox_limit: int = DEFAULT_OUTBOX_LIMIT,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    ) -> None:
+        self.transport = transport
+        self.name = name
+        self.request_timeout = request_timeout
+        self._registry = _Registry()
+        self._outbox: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=outbox_limit)
+        self._ids = itertools.count(1)
+        self._pending: dict[Any, asyncio.Future[Any]] = {}
+        self._inflight: dict[Any, tuple[asyncio.Task[None], RequestContext]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+        self.close_reason: CloseReason | None = None
+
+    # --- registration ----------------------------------------------------------------------------
+
+    def add_method(
+        self,
+        method: str,
+        handler: Handler,
+        *,
+        inline: bool = False,
+        on_arrival: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        """Serve requests for ``method``.
+
+        ``inline`` handlers run in the receive loop, in arrival order. ``on_arrival`` runs
+        synchronously when the request is read, before any later message is looked at; its result is
+        ``ctx.arrival`` (e.g. to capture state that a message arriving right after may change).
+        """
+
+        async def call(ctx: RequestContext, *args: Any, **params: Any) -> Any:
+            if args:
+                raise JsonRpcError(InvalidParams.code, "Invalid params", "params must be an object")
+            try:
+                result = await handler(params, ctx)
+            except RpcError as exc:
+                raise JsonRpcError(exc.code, exc.message, exc.data) from None
+            except Exception as exc:
+                logger.exception("%s: handler for %s failed", self.name, method)
+                error = InternalError(data={"detail": f"{type(exc).__name__}: {exc}"})
+                raise JsonRpcError(error.code, error.message, error.data) from None
+            if isinstance(result, Reply):
+                ctx.after_response = result.then
+                result = result.result
+            return Success(result)
+
+        self._registry.methods[method] = call
+        if inline:
+            self._registry.inline.add(method)
+        if on_arrival is not None:
+            self._registry.on_arrival[method] = on_arrival
+
+    def add_notification(self, method: str, handler: NotificationHandler) -> None:
+        """Handle notifications of ``method`` (unknown notifications are ignored)."""
+
+        async def call(ctx: RequestContext, *args: Any, **params: Any) -> Any:
+            await handler(params)
+            return Success(None)
+
+        self._registry.notifications[method] = call
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended."""
+        return self._closed.is_set()
+
+    async def run(self) -> None:
+        """Serve the connection until the transport ends or :meth:`close` is called."""
+        self._writer = asyncio.create_task(self._write_loop(), name=f"{self.name}-writer")
+        try:
+            while not self._closed.is_set():
+                message = await self.transport.receive()
+                if message is None:
+                    break
+                await self._dispatch(message)
+        finally:
+            await self._shutdown()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection has ended."""
+        await self._closed.wait()
+
+    async def close(self, reason: CloseReason = CloseReason.NORMAL, detail: str = "") -> None:
+        """Close the connection: queued messages are dropped, waiting requests fail with PeerClosed."""
+        if self.close_reason is None:
+            self.close_reason = reason
+        self._closed.set()
+        await self.transport.close(reason, detail)
+
+    async def drain(self) -> None:
+        """Wait until every queued message has been handed to the transport."""
+        if self._writer is None or self._writer.done():
+            return
+        await self._outbox.join()
+
+    async def drain_for(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait is the point
+        """Like :meth:`drain`, but give up after ``timeout`` seconds; returns whether it drained."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.drain()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _shutdown(self) -> None:
+        self._closed.set()
+        for task, _ in list(self._inflight.values()):
+            task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(PeerClosed(f"{self.name}: connection closed"))
+        self._pending.clear()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- outbound ----------------------------------------------------------------------------------
+
+    def send(self, message: Outgoing) -> bool:
+        """Queue one message (a dict, or pre-encoded JSON bytes); False if it was not queued.
+
+        Never blocks: when the client has fallen ``outbox_limit`` messages behind, the connection is
+        closed with :attr:`CloseReason.TRY_AGAIN_LATER` (the client can reconnect and
+        ``session/load``), so a slow client never stalls the agent or the other clients.
+        """
+        if self._closed.is_set():
+            return False
+        try:
+            self._outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            logger.warning(
+                "%s: client fell %d messages behind; disconnecting", self.name, self._outbox.maxsize
+            )
+            self._closed.set()
+            self.close_reason = CloseReason.TRY_AGAIN_LATER
+            task = asyncio.create_task(
+                self.transport.close(CloseReason.TRY_AGAIN_LATER, "client too slow")
+            )
+            self._track(task)
+            return False
+        return True
+
+    def notify(self, method: str, params: Any = None) -> bool:
+        """Queue a notification."""
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        return self.send(message)
+
+    async def request(
+        self,
+        method: str,
+        params: Any = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - per-request timeouts are the peer's contract
+    ) -> Any:
+        """Send a request and wait for its result.
+
+        Raises the named :class:`RpcError` the peer answered with, :class:`RequestTimeout` after
+        ``timeout`` seconds (default ``request_timeout``), or :class:`PeerClosed`. On timeout or when
+        the awaiting task is cancelled, ``$/cancel_request`` is sent so the client can stop too.
+        """
+        if self._closed.is_set():
+            raise PeerClosed(f"{self.name}: connection closed")
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        try:
+            self.send(message)
+            async with asyncio.timeout(self.request_timeout if timeout is None else timeout):
+                return await future
+        except TimeoutError:
+            self.notify(CANCEL_REQUEST_METHOD, {"requestId": request_id})
+            raise RequestTimeout(f"no response to {method} within the timeout") from None
+        except asyncio.CancelledError:
+            self.notify(CANCEL_REQUEST_METHOD, {"requestId": request_id})
+            raise
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def _write_loop(self) -> None:
+        while True:
+            message = await self._outbox.get()
+            try:
+                await self.transport.send(message)
+            except Exception as exc:
+                # The connection is gone; the receive side will see the end of stream.
+                logger.debug("%s: send failed: %s", self.name, exc)
+                self._closed.set()
+            finally:
+                self._outbox.task_done()
+
+    # --- inbound -----------------------------------------------------------------------------------
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _dispatch(self, message: Any) -> None:
+        if isinstance(message, Malformed):
+            self.send(error_response(None, ParseError(data={"detail": message.reason})))
+            return
+        if isinstance(message, list):
+            error = InvalidRequest("Batch requests are not supported by ACP v1")
+            self.send(error_response(None, error))
+            return
+        if not isinstance(message, dict):
+            self.send(error_response(None, InvalidRequest("A message must be a JSON object")))
+            return
+        request_id = message.get("id")
+        id_ok = _valid_id(request_id)
+        if message.get("jsonrpc") != "2.0":
+            self.send(
+                error_response(
+                    request_id if id_ok else None, InvalidRequest('"jsonrpc" must be "2.0"')
+                )
+            )
+            return
+        method = message.get("method")
+        if method is None:
+            if "id" in message and ("result" in message or "error" in message):
+                self._on_response(message)
+            else:
+                self.send(error_response(request_id if id_ok else None, InvalidRequest()))
+            return
+        params = message.get("params")
+        if (
+            not isinstance(method, str)
+            or not id_ok
+            or (params is not None and not isinstance(params, dict | list))
+        ):
+            self.send(error_response(request_id if id_ok else None, InvalidRequest()))
+            return
+        if "id" not in message:
+            await self._on_notification(method, message)
+            return
+        if request_id in self._inflight:
+            self.send(
+                error_response(request_id, InvalidRequest("A request with this id is in flight"))
+            )
+            return
+        ctx = RequestContext(self, request_id, method)
+        hook = self._registry.on_arrival.get(method)
+        if hook is not None:
+            try:
+                ctx.arrival = hook(params if isinstance(params, dict) else {})
+            except Exception:
+                logger.exception("%s: on_arrival hook for %s failed", self.name, method)
+        if method in self._registry.inline:
+            await self._serve(message, ctx)
+            return
+        task = asyncio.create_task(
+            self._serve(message, ctx), name=f"{self.name}:{method}#{request_id}"
+        )
+        self._inflight[request_id] = (task, ctx)
+        task.add_done_callback(lambda done: self._request_done(done, ctx))
+
+    def _request_done(self, task: asyncio.Task[None], ctx: RequestContext) -> None:
+        self._inflight.pop(ctx.request_id, None)
+        # A cancelled request still gets an answer (ACP/$/cancel_request). This runs as a done
+        # callback because a task cancelled before its first step never enters its own try block.
+        if task.cancelled() and ctx.cancelled_by_peer and not self._closed.is_set():
+            self.send(error_response(ctx.request_id, RequestCancelled()))
+
+    async def _serve(self, message: dict[str, Any], ctx: RequestContext) -> None:
+        response = await dispatch_to_serializable(
+            message,
+            self._registry.methods,
+            context=ctx,
+            deserializer=_identity,
+            validator=_identity,
+        )
+        if isinstance(response, dict):  # None for notifications; never a list (no batches)
+            if "error" in response and response["error"]["code"] == -32601:
+                response["error"]["message"] = "Method not found"
+            self.send(response)
+        if ctx.after_response is not None:
+            ctx.after_response()
+
+    async def _on_notification(self, method: str, message: dict[str, Any]) -> None:
+        if method == CANCEL_REQUEST_METHOD:
+            params = message.get("params")
+            target = params.get("requestId") if isinstance(params, dict) else None
+            inflight = self._inflight.get(target)
+            if inflight is not None:
+                task, ctx = inflight
+                ctx.cancelled_by_peer = True
+                task.cancel()
+            return
+        if method not in self._registry.notifications:
+            logger.debug("%s: ignoring unknown notification %s", self.name, method)
+            return
+        ctx = RequestContext(self, None, method)
+        try:
+            await dispatch_to_serializable(
+                {k: v for k, v in message.items()},
+                self._registry.notifications,
+                context=ctx,
+                deserializer=_identity,
+                validator=_identity,
+            )
+        except Exception:
+            logger.exception("%s: notification handler for %s failed", self.name, method)
+
+    def _on_response(self, message: dict[str, Any]) -> None:
+        future = self._pending.get(message.get("id"))
+        if future is None or future.done():
+            logger.debug("%s: response for an unknown request id %r", self.name, message.get("id"))
+            return
+        if "error" in message:
+            future.set_exception(error_from_wire(message["error"]))
+        else:
+            future.set_result(message.get("result"))

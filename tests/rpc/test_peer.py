@@ -1,0 +1,322 @@
+"""The JSON-RPC peer over an in-memory transport pair: dispatch, errors, correlation, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+
+from acp_bridge.rpc.errors import InvalidParams, MethodNotFound, RequestTimeout, ResourceNotFound
+from acp_bridge.rpc.peer import JsonRpcPeer, PeerClosed, Reply, RequestContext
+from acp_bridge.rpc.transport import CloseReason, MemoryTransport, memory_transport_pair
+
+
+class Client:
+    """The raw other end: sends bytes/objects, reads decoded messages with a timeout."""
+
+    def __init__(self, transport: MemoryTransport) -> None:
+        self.t = transport
+
+    async def send(self, message: Any) -> None:
+        await self.t.send(message)
+
+    async def send_raw(self, data: bytes) -> None:
+        await self.t.send_raw(data)
+
+    async def recv(self) -> Any:
+        async with asyncio.timeout(5):
+            return await self.t.receive()
+
+    async def call(self, method: str, params: Any = None, request_id: Any = 1) -> Any:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        await self.send(message)
+        return await self.recv()
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[JsonRpcPeer, Client]]:
+    server_side, client_side = memory_transport_pair()
+    peer = JsonRpcPeer(server_side, name="test")
+    gate = asyncio.Event()
+
+    async def echo(params: dict[str, Any], ctx: RequestContext) -> Any:
+        return {"echo": params}
+
+    async def fail(params: dict[str, Any], ctx: RequestContext) -> Any:
+        raise ResourceNotFound("no such session", data={"sessionId": params.get("sessionId")})
+
+    async def crash(params: dict[str, Any], ctx: RequestContext) -> Any:
+        raise ValueError("secret internals")
+
+    async def slow(params: dict[str, Any], ctx: RequestContext) -> Any:
+        await gate.wait()
+        return "done"
+
+    async def with_after(params: dict[str, Any], ctx: RequestContext) -> Any:
+        return Reply({"ok": True}, then=lambda: ctx.peer.notify("after", {"n": 1}))
+
+    seen: list[dict[str, Any]] = []
+
+    async def note(params: dict[str, Any]) -> None:
+        seen.append(params)
+
+    peer.add_method("echo", echo)
+    peer.add_method("fail", fail)
+    peer.add_method("crash", crash)
+    peer.add_method("slow", slow)
+    peer.add_method("with_after", with_after)
+    peer.add_notification("note", note)
+    peer.seen = seen  # type: ignore[attr-defined]
+    peer.gate = gate  # type: ignore[attr-defined]
+    task = asyncio.create_task(peer.run())
+    yield peer, Client(client_side)
+    gate.set()
+    await client_side.close()
+    async with asyncio.timeout(5):
+        await task
+
+
+async def test_request_response(pair: tuple[JsonRpcPeer, Client]) -> None:
+    _, client = pair
+    reply = await client.call("echo", {"a": 1, "unknownField": [1]}, request_id="abc")
+    assert reply == {
+        "jsonrpc": "2.0",
+        "id": "abc",
+        "result": {"echo": {"a": 1, "unknownField": [1]}},
+    }
+
+
+async def test_missing_params_is_an_empty_object(pair: tuple[JsonRpcPeer, Client]) -> None:
+    _, client = pair
+    assert (await client.call("echo"))["result"] == {"echo": {}}
+
+
+async def test_positional_params_are_invalid(pair: tuple[JsonRpcPeer, Client]) -> None:
+    _, client = pair
+    reply = await client.call("echo", [1, 2])
+    assert reply["error"]["code"] == InvalidParams.code
+
+
+async def test_unknown_method(pair: tuple[JsonRpcPeer, Client]) -> None:
+    _, client = pair
+    for method in ("nope", "_vendor/custom", "session/fork"):
+        reply = await client.call(method, {})
+        assert reply["error"]["code"] == MethodNotFound.code
+        assert reply["error"]["message"] == "Method not found"
+
+
+async def test_named_errors_keep_their_code(pair: tuple[JsonRpcPeer, Client]) -> None:
+    _, client = pair
+    reply = await client.call("fail", {"sessionId": "s9"})
+    assert reply["error"] == {
+        "code": -32002,
+        "message": "no such session",
+        "data": {"sessionId": "s9"},
+    }
+
+
+async def test_internal_errors_carry_no_traceback(
+    pair: tuple[JsonRpcPeer, Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, client = pair
+    reply = await client.call("crash", {})
+    assert reply["error"]["code"] == -32603
+    assert reply["error"]["message"] == "Internal error"
+    assert reply["error"]["data"] == {"detail": "ValueError: secret internals"}
+    assert "Traceback" not in orjson.dumps(reply).decode()
+    assert "Traceback" in caplog.text  # the full trace is in the log
+
+
+async def test_parse_error(pair: tuple[JsonRpcPeer, Client]) -> None:
+    _, client = pair
+    await client.send_raw(b"{not json")
+    reply = await client.recv()
+    assert reply["id"] is None
+    assert reply["error"]["code"] == -32700
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        [{"jsonrpc": "2.0", "id": 1, "method": "echo"}],
+        "string",
+        42,
+        {"jsonrpc": "1.0", "id": 3, "method": "echo"},
+        {"jsonrpc": "2.0", "id": 3},
+        {"jsonrpc": "2.0", "id": 3, "method": 7},
+        {"jsonrpc": "2.0", "id": {"x": 1}, "method": "echo"},
+        {"jsonrpc": "2.0", "id": 3, "method": "echo", "params": "nope"},
+    ],
+)
+async def test_invalid_requests(pair: tuple[JsonRpcPeer, Client], message: Any) -> None:
+    _, client = pair
+    await client.send(message)
+    reply = await client.recv()
+    assert reply["error"]["code"] == -32600
+
+
+async def test_batch_gets_one_invalid_request_with_null_id(
+    pair: tuple[JsonRpcPeer, Client],
+) -> None:
+    _, client = pair
+    await client.send(
+        [
+            {"jsonrpc": "2.0", "id": 1, "method": "echo"},
+            {"jsonrpc": "2.0", "id": 2, "method": "echo"},
+        ]
+    )
+    reply = await client.recv()
+    assert reply["id"] is None
+    assert "Batch" in reply["error"]["message"]
+    # The connection stays usable.
+    assert (await client.call("echo", {}, request_id=3))["id"] == 3
+
+
+async def test_notifications_run_and_unknown_ones_are_ignored(
+    pair: tuple[JsonRpcPeer, Client],
+) -> None:
+    peer, client = pair
+    await client.send({"jsonrpc": "2.0", "method": "unknown/notification", "params": {}})
+    await client.send({"jsonrpc": "2.0", "method": "note", "params": {"x": 1}})
+    # No response to either; the next request's reply is the next message.
+    assert (await client.call("echo", {"y": 2}, request_id=7))["id"] == 7
+    assert peer.seen == [{"x": 1}]  # type: ignore[attr-defined]
+
+
+async def test_reply_callback_runs_after_the_response(pair: tuple[JsonRpcPeer, Client]) -> None:
+    _, client = pair
+    reply = await client.call("with_after", {})
+    assert reply["result"] == {"ok": True}
+    assert await client.recv() == {"jsonrpc": "2.0", "method": "after", "params": {"n": 1}}
+
+
+async def test_a_slow_request_does_not_block_others(pair: tuple[JsonRpcPeer, Client]) -> None:
+    peer, client = pair
+    await client.send({"jsonrpc": "2.0", "id": "slow", "method": "slow"})
+    assert (await client.call("echo", {}, request_id="fast"))["id"] == "fast"
+    peer.gate.set()  # type: ignore[attr-defined]
+    assert await client.recv() == {"jsonrpc": "2.0", "id": "slow", "result": "done"}
+
+
+async def test_cancel_request_answers_minus_32800(pair: tuple[JsonRpcPeer, Client]) -> None:
+    _, client = pair
+    await client.send({"jsonrpc": "2.0", "id": 41, "method": "slow"})
+    await client.send({"jsonrpc": "2.0", "method": "$/cancel_request", "params": {"requestId": 41}})
+    reply = await client.recv()
+    assert reply == {
+        "jsonrpc": "2.0",
+        "id": 41,
+        "error": {"code": -32800, "message": "Request cancelled"},
+    }
+
+
+async def test_outbound_request_correlates_responses(pair: tuple[JsonRpcPeer, Client]) -> None:
+    peer, client = pair
+    first = asyncio.create_task(peer.request("fs/read_text_file", {"path": "/a"}))
+    second = asyncio.create_task(peer.request("fs/read_text_file", {"path": "/b"}))
+    m1, m2 = await client.recv(), await client.recv()
+    assert m1["params"] == {"path": "/a"}
+    assert m1["id"] != m2["id"]
+    # Answer out of order.
+    await client.send({"jsonrpc": "2.0", "id": m2["id"], "result": {"content": "B"}})
+    await client.send(
+        {"jsonrpc": "2.0", "id": m1["id"], "error": {"code": -32002, "message": "gone"}}
+    )
+    async with asyncio.timeout(5):
+        assert await second == {"content": "B"}
+        with pytest.raises(Exception, match="gone") as info:
+            await first
+    assert getattr(info.value, "code", None) == -32002
+
+
+async def test_outbound_timeout_sends_cancel_request(pair: tuple[JsonRpcPeer, Client]) -> None:
+    peer, client = pair
+    task = asyncio.create_task(peer.request("session/request_permission", {}, timeout=0.05))
+    sent = await client.recv()
+    with pytest.raises(RequestTimeout):
+        async with asyncio.timeout(5):
+            await task
+    cancel = await client.recv()
+    assert cancel == {
+        "jsonrpc": "2.0",
+        "method": "$/cancel_request",
+        "params": {"requestId": sent["id"]},
+    }
+    # A late answer is ignored.
+    await client.send({"jsonrpc": "2.0", "id": sent["id"], "result": {}})
+    assert (await client.call("echo", {}, request_id=99))["id"] == 99
+
+
+async def test_cancelling_the_waiter_sends_cancel_request(pair: tuple[JsonRpcPeer, Client]) -> None:
+    peer, client = pair
+    task = asyncio.create_task(peer.request("terminal/wait_for_exit", {}))
+    sent = await client.recv()
+    task.cancel()
+    assert (await client.recv())["params"] == {"requestId": sent["id"]}
+
+
+async def test_pending_requests_fail_when_the_connection_ends() -> None:
+    server_side, client_side = memory_transport_pair()
+    peer = JsonRpcPeer(server_side)
+    run = asyncio.create_task(peer.run())
+    waiting = asyncio.create_task(peer.request("x", {}))
+    async with asyncio.timeout(5):
+        await client_side.receive()
+        await client_side.close()
+        with pytest.raises(PeerClosed):
+            await waiting
+        await run
+    assert peer.closed
+
+
+async def test_slow_client_is_disconnected_not_waited_for() -> None:
+    server_side, client_side = memory_transport_pair()
+    release = asyncio.Event()
+
+    class StuckTransport(MemoryTransport):
+        async def send(self, message: Any) -> None:
+            await release.wait()  # the client never reads
+
+    stuck = StuckTransport(server_side._inbox, server_side._outbox)
+    peer = JsonRpcPeer(stuck, outbox_limit=10)
+    run = asyncio.create_task(peer.run())
+    sent = [peer.notify("session/update", {"n": i}) for i in range(50)]
+    assert all(sent[:10])
+    assert not all(sent)
+    assert peer.close_reason is CloseReason.TRY_AGAIN_LATER
+    release.set()
+    await client_side.close()
+    async with asyncio.timeout(5):
+        await run
+
+
+async def test_inline_methods_run_in_arrival_order() -> None:
+    server_side, client_side = memory_transport_pair()
+    peer = JsonRpcPeer(server_side)
+    order: list[str] = []
+
+    async def first(params: dict[str, Any], ctx: RequestContext) -> Any:
+        await asyncio.sleep(0)  # yields, but the next message is not read until this returns
+        order.append("first")
+        return None
+
+    async def second(params: dict[str, Any], ctx: RequestContext) -> Any:
+        order.append("second")
+        return None
+
+    peer.add_method("first", first, inline=True)
+    peer.add_method("second", second)
+    run = asyncio.create_task(peer.run())
+    client = Client(client_side)
+    await client.send({"jsonrpc": "2.0", "id": 1, "method": "first"})
+    await client.send({"jsonrpc": "2.0", "id": 2, "method": "second"})
+    assert [(await client.recv())["id"], (await client.recv())["id"]] == [1, 2]
+    assert order == ["first", "second"]
+    await client_side.close()
+    async with asyncio.timeout(5):
+        await run
