@@ -1,0 +1,277 @@
+"""The contract between the bridge and an agent backend.
+
+A backend runs or reaches an agent. The ACP layer gives it a :class:`SessionContext` per session and
+calls :meth:`AgentBackend.prompt` for each turn; the backend reports everything it does as agent events
+through :meth:`SessionContext.emit` (the sink registry, which persists and forwards them), asks the client
+for permission or file access through the context, and returns a :class:`StopReason`.
+
+Nothing here knows about JSON-RPC or sockets: a backend can be driven by a test with a fake context.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from acp_bridge.events.harn import AgentEventBase
+
+__all__ = [
+    "AgentBackend",
+    "BackendError",
+    "BaseBackend",
+    "CapabilityNotAdvertised",
+    "ClientRequestFailed",
+    "ConfigOption",
+    "PermissionOption",
+    "PermissionOutcome",
+    "PromptCapabilities",
+    "SessionContext",
+    "SessionMode",
+    "SlashCommand",
+    "StopReason",
+]
+
+
+class StopReason(enum.StrEnum):
+    """Why a turn ended (ACP ``StopReason``)."""
+
+    END_TURN = "end_turn"
+    MAX_TOKENS = "max_tokens"
+    MAX_TURN_REQUESTS = "max_turn_requests"
+    REFUSAL = "refusal"
+    CANCELLED = "cancelled"
+
+
+class BackendError(Exception):
+    """The backend could not run the turn; the prompt is answered with a JSON-RPC error."""
+
+
+class CapabilityNotAdvertised(BackendError):
+    """The client did not advertise the capability a request needs (``fs.readTextFile``, ``terminal``…).
+
+    Raised locally, without sending anything: calling an un-advertised client method can hang some
+    clients forever.
+    """
+
+    def __init__(self, capability: str, method: str) -> None:
+        super().__init__(f"the client did not advertise {capability!r}, so {method} is unavailable")
+        self.capability = capability
+        self.method = method
+
+
+class ClientRequestFailed(BackendError):
+    """The client answered a request with an error, or did not answer in time."""
+
+    def __init__(self, method: str, code: int, message: str, data: Any = None) -> None:
+        super().__init__(f"{method} failed: {message} ({code})")
+        self.method = method
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+@dataclass(frozen=True, slots=True)
+class PromptCapabilities:
+    """Which prompt content the backend accepts beyond text and resource links."""
+
+    image: bool = False
+    audio: bool = False
+    embedded_context: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMode:
+    """A session mode the backend offers (ACP ``SessionMode``)."""
+
+    id: str
+    name: str
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigOption:
+    """A select-type session config option (ACP ``SessionConfigOption``)."""
+
+    id: str
+    name: str
+    current_value: str
+    options: tuple[tuple[str, str], ...]  # (value, name)
+    description: str | None = None
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlashCommand:
+    """A command the backend offers (sent as ``available_commands_update`` after ``session/new``)."""
+
+    name: str
+    description: str
+    input_hint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionOption:
+    """One choice in a permission request."""
+
+    option_id: str
+    name: str
+    kind: str  # allow_once | allow_always | reject_once | reject_always
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionOutcome:
+    """The client's answer: the selected option, or ``cancelled`` (turn cancelled, or no answer)."""
+
+    option_id: str | None
+    cancelled: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        """True when an ``allow`` option was selected (by the convention ``allow…`` option ids)."""
+        return not self.cancelled and (self.option_id or "").startswith("allow")
+
+
+@runtime_checkable
+class SessionContext(Protocol):
+    """What a backend can do for one session. Provided by the ACP layer."""
+
+    @property
+    def session_id(self) -> str:
+        """The ACP session id; every event the backend emits must carry it."""
+
+    @property
+    def cwd(self) -> str:
+        """The session's working directory (absolute)."""
+
+    @property
+    def client_capabilities(self) -> Mapping[str, Any]:
+        """The raw ``clientCapabilities`` of the client driving the current turn."""
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the current turn was cancelled; long work should check it between steps."""
+
+    async def wait_cancelled(self) -> None:
+        """Return when the current turn is cancelled."""
+
+    def emit(self, event: AgentEventBase) -> None:
+        """Report an agent event: persisted, translated and forwarded to the session's clients."""
+
+    async def request_permission(
+        self,
+        tool_call: Mapping[str, Any],
+        options: Sequence[PermissionOption],
+    ) -> PermissionOutcome:
+        """Ask the client to allow a tool call (``session/request_permission``).
+
+        ``tool_call`` is an ACP ``ToolCallUpdate`` (``toolCallId`` required; ``title``/``kind`` help
+        clients). A cancelled turn yields ``PermissionOutcome(None, cancelled=True)``.
+        """
+
+    async def read_text_file(
+        self, path: str, *, line: int | None = None, limit: int | None = None
+    ) -> str:
+        """``fs/read_text_file``; raises :class:`CapabilityNotAdvertised` without ``fs.readTextFile``."""
+
+    async def write_text_file(self, path: str, content: str) -> None:
+        """``fs/write_text_file``; raises :class:`CapabilityNotAdvertised` without ``fs.writeTextFile``."""
+
+    async def terminal_request(self, method: str, params: Mapping[str, Any]) -> Any:
+        """Any ``terminal/*`` request (``sessionId`` is added); needs the ``terminal`` capability."""
+
+
+@runtime_checkable
+class AgentBackend(Protocol):
+    """An agent runtime behind the bridge."""
+
+    name: str
+    """Short name, shown in ``agentInfo``."""
+
+    prompt_capabilities: PromptCapabilities
+
+    async def new_session(self, ctx: SessionContext) -> None:
+        """A session was created; events emitted here reach the client after the response."""
+
+    async def load_session(self, ctx: SessionContext) -> None:
+        """An existing session (possibly from before a restart) is being used again."""
+
+    async def prompt(self, ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        """Run one turn for ``prompt`` (ACP content blocks) and say why it ended.
+
+        Raise :class:`BackendError` (or any exception) to fail the turn with a JSON-RPC error; the
+        session stays usable. On cancellation return :attr:`StopReason.CANCELLED` promptly (the bridge
+        also cancels the task after a grace period).
+        """
+
+    async def cancel(self, ctx: SessionContext) -> None:
+        """The client cancelled the current turn of ``ctx``'s session."""
+
+    async def close_session(self, ctx: SessionContext) -> None:
+        """The session is closed; free its resources."""
+
+    def modes(self) -> Sequence[SessionMode]:
+        """The session modes offered (empty: ``session/set_mode`` is not offered)."""
+
+    def config_options(self, ctx: SessionContext) -> Sequence[ConfigOption]:
+        """The config options of a session (empty: ``session/set_config_option`` is not offered)."""
+
+    async def set_mode(self, ctx: SessionContext, mode_id: str) -> None:
+        """Switch the session's mode."""
+
+    async def set_config_option(self, ctx: SessionContext, config_id: str, value: str) -> None:
+        """Change one config option."""
+
+    def commands(self) -> Sequence[SlashCommand]:
+        """Slash commands announced after ``session/new``."""
+
+    async def aclose(self) -> None:
+        """The bridge is shutting down."""
+
+
+@dataclass
+class BaseBackend:
+    """Convenience base: every optional part of :class:`AgentBackend` with a do-nothing default."""
+
+    name: str = "agent"
+    prompt_capabilities: PromptCapabilities = field(default_factory=PromptCapabilities)
+
+    async def new_session(self, ctx: SessionContext) -> None:
+        """Nothing to set up by default."""
+
+    async def load_session(self, ctx: SessionContext) -> None:
+        """Nothing to restore by default."""
+
+    async def prompt(self, ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        """Subclasses must implement turns."""
+        raise NotImplementedError
+
+    async def cancel(self, ctx: SessionContext) -> None:
+        """Rely on ``ctx.cancelled`` by default."""
+
+    async def close_session(self, ctx: SessionContext) -> None:
+        """Nothing to free by default."""
+
+    def modes(self) -> Sequence[SessionMode]:
+        """No modes by default."""
+        return ()
+
+    def config_options(self, ctx: SessionContext) -> Sequence[ConfigOption]:
+        """No config options by default."""
+        return ()
+
+    async def set_mode(self, ctx: SessionContext, mode_id: str) -> None:
+        """Modes are not offered by default."""
+        raise BackendError(f"unknown mode {mode_id!r}")
+
+    async def set_config_option(self, ctx: SessionContext, config_id: str, value: str) -> None:
+        """Config options are not offered by default."""
+        raise BackendError(f"unknown config option {config_id!r}")
+
+    def commands(self) -> Sequence[SlashCommand]:
+        """No slash commands by default."""
+        return ()
+
+    async def aclose(self) -> None:
+        """Nothing to close by default."""
