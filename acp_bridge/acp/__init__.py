@@ -1,1 +1,23 @@
-"""TODO."""
+"""The agent side of ACP v1: initialize, sessions, turns, ordering, server→client requests.
+
+Transport-agnostic: :class:`AcpBridge` serves any :class:`~acp_bridge.rpc.transport.Transport`.
+"""
+
+from .bridge import AcpBridge, BridgeConfig
+from .connection import PROTOCOL_VERSION, AcpConnection
+from .context import BridgeSessionContext
+from .delivery import Attachment, SessionFanout
+from .sessions import Session, SessionManager, SessionRecord
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "AcpBridge",
+    "AcpConnection",
+    "Attachment",
+    "BridgeConfig",
+    "BridgeSessionContext",
+    "Session",
+    "SessionFanout",
+    "SessionManager",
+    "SessionRecord",
+]

@@ -1,0 +1,147 @@
+"""The ACP agent side as a whole: one backend, one event log, sessions, and any number of connections.
+
+:class:`AcpBridge` is transport-agnostic: hand :meth:`AcpBridge.handle_connection` any
+:class:`~acp_bridge.rpc.transport.Transport` (a WebSocket, stdio, an in-memory pair) and it serves ACP on
+it until the transport ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from acp_bridge._version import __version__
+from acp_bridge.agents.base import AgentBackend
+from acp_bridge.eventlog import EventLog
+from acp_bridge.rpc.transport import CloseReason, Transport
+from acp_bridge.sinks import SinkRegistry, default_registry
+from acp_bridge.translate import Profile
+
+from .connection import AcpConnection
+from .context import BridgeSessionContext
+from .sessions import CANCEL_GRACE_SECONDS, Session, SessionManager
+
+__all__ = ["AcpBridge", "BridgeConfig"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """Tunables of the ACP layer."""
+
+    profile: Profile = Profile.AUTO
+    """``auto``: the harn profile for clients that advertise ``clientCapabilities._meta.harn``."""
+    outbox_limit: int = 8192
+    """Messages a client may fall behind before it is disconnected (it can come back with load)."""
+    client_request_timeout: float = 120.0
+    """How long file and terminal requests to the client may take."""
+
+
+class AcpBridge:
+    """Serves ACP for one backend over any number of connections."""
+
+    def __init__(
+        self,
+        backend: AgentBackend,
+        log: EventLog,
+        *,
+        registry: SinkRegistry | None = None,
+        config: BridgeConfig | None = None,
+    ) -> None:
+        self.backend = backend
+        self.log = log
+        self.registry = registry if registry is not None else default_registry
+        self.config = config or BridgeConfig()
+        self.connections: set[AcpConnection] = set()
+        self._sessions: SessionManager | None = None
+
+    @property
+    def sessions(self) -> SessionManager:
+        """The session manager (created on first use, inside the running event loop)."""
+        if self._sessions is None:
+            self._sessions = SessionManager(
+                log=self.log,
+                registry=self.registry,
+                backend=self.backend,
+                context_factory=BridgeSessionContext,
+            )
+        return self._sessions
+
+    def resolve_profile(self, client_capabilities: Mapping[str, Any]) -> Profile:
+        """The profile for a client: the configured one, or for ``auto`` harn iff it advertises Harn."""
+        if self.config.profile is not Profile.AUTO:
+            return self.config.profile
+        meta = client_capabilities.get("_meta")
+        return Profile.HARN if isinstance(meta, Mapping) and "harn" in meta else Profile.STRICT
+
+    async def handle_connection(
+        self, transport: Transport, connection_id: str | None = None
+    ) -> None:
+        """Serve ACP on ``transport`` until it ends."""
+        _ = self.sessions  # the manager must exist before any handler runs
+        connection = AcpConnection(self, transport, connection_id=connection_id)
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+
+    async def start_backend_session(self, session: Session, *, new: bool) -> None:
+        """Tell the backend about a session the first time it is used in this process."""
+        if session.backend_started:
+            return
+        session.backend_started = True
+        if new:
+            await self.backend.new_session(session.context)
+        else:
+            await self.backend.load_session(session.context)
+
+    async def close_session(self, session: Session) -> None:
+        """Close a session and detach it from every connection."""
+        await self.sessions.close(session)
+        for connection in list(self.connections):
+            connection._detach(session.session_id)
+
+    def health(self) -> dict[str, Any]:
+        """Numbers for ``GET /healthz``."""
+        live = self._sessions.sessions if self._sessions else {}
+        return {
+            "version": __version__,
+            "backend": self.backend.name,
+            "sessions": len(live),
+            "activeTurns": sum(1 for s in live.values() if s.current_turn is not None),
+            "connections": len(self.connections),
+        }
+
+    async def shutdown(self) -> None:
+        """Cancel running turns (they answer ``cancelled``), flush the log, close connections (1001)."""
+        sessions = list(self._sessions.sessions.values()) if self._sessions else []
+        for session in sessions:
+            session.cancel()
+        # Let the cancelled turns answer their prompts before the sockets go.
+        waits = [self._turn_done(s) for s in sessions if s.current_turn is not None]
+        if waits:
+            await asyncio.wait(
+                [asyncio.ensure_future(w) for w in waits], timeout=3 * CANCEL_GRACE_SECONDS
+            )
+        for connection in list(self.connections):
+            await connection.peer.drain_for(1.0)
+        try:
+            await self.log.aflush()
+        except Exception:
+            logger.exception("event log flush failed during shutdown")
+        for connection in list(self.connections):
+            await connection.close(CloseReason.GOING_AWAY)
+        try:
+            await self.backend.aclose()
+        except Exception:
+            logger.exception("backend aclose() failed")
+
+    @staticmethod
+    async def _turn_done(session: Session) -> None:
+        async with session.turn_lock:
+            pass

@@ -1,0 +1,178 @@
+"""Delivery of a session's messages to the connections attached to it, with ACP's ordering rules.
+
+An :class:`Attachment` is one (connection, session) pair. It enforces, per client:
+
+* **the gate**: nothing for the session is written before the ``session/new``/``load``/``resume``
+  response; messages that arrive earlier are held and released right after the response;
+* **tool calls first**: a ``tool_call_update`` for an id this client has not seen is turned into the
+  ``tool_call`` (clients drop or mangle updates for unknown ids);
+* **event ids**: each message carries the event-log id of the event it came from (Harn's hub format in
+  the harn profile, ``params._meta.harn.eventId`` in strict).
+
+:class:`SessionFanout` translates each event once per profile and hands the result to every attachment.
+It runs on the event loop; the ACP sink marshals events from other threads onto it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from acp_bridge.events.harn import AgentEventBase
+from acp_bridge.translate import Message, Profile, encode_message, translate
+
+__all__ = ["Attachment", "MessageSink", "SessionFanout", "stamp_event_id"]
+
+logger = logging.getLogger(__name__)
+
+
+class MessageSink(Protocol):
+    """Where an attachment writes: the connection's JSON-RPC peer (``send`` never blocks)."""
+
+    def send(self, message: dict[str, Any] | bytes) -> bool:
+        """Queue one message; False if the connection is gone."""
+
+
+def stamp_event_id(message: Message, profile: Profile, session_id: str, event_id: int) -> Message:
+    """Put the event-log id on a message (in place) the way ``profile`` carries it."""
+    if profile is Profile.HARN:
+        annotation = message.get("_harn")
+        replayed = bool(annotation.get("replayed")) if isinstance(annotation, dict) else False
+        message["_harn"] = {"eventId": event_id, "sessionId": session_id, "replayed": replayed}
+    else:
+        params = message["params"]
+        meta = params.get("_meta")
+        if not isinstance(meta, dict):
+            params["_meta"] = {"harn": {"eventId": event_id}}
+        else:
+            meta.setdefault("harn", {})["eventId"] = event_id
+    return message
+
+
+@dataclass(eq=False)
+class Attachment:
+    """One connection's view of one session."""
+
+    session_id: str
+    profile: Profile
+    sink: MessageSink
+    open: bool = False
+    announced: set[str] = field(default_factory=set)
+    held: list[tuple[int | None, Message, bytes | None]] = field(default_factory=list)
+    replayed_through: int = 0
+    on_overflow: Callable[[], None] | None = None
+
+    def deliver(
+        self, message: Message, event_id: int | None = None, encoded: bytes | None = None
+    ) -> None:
+        """Deliver one message (held while the gate is closed).
+
+        ``encoded`` is the message already encoded for this attachment's profile, shared by every
+        attachment of that profile; it is used unless the message has to be rewritten.
+        """
+        if not self.open:
+            self.held.append((event_id, message, encoded))
+            return
+        self._write(message, encoded)
+
+    def _write(self, message: Message, encoded: bytes | None = None) -> None:
+        checked = self._ensure_tool_call(message)
+        if checked is not message or encoded is None:
+            encoded = encode_message(checked, self.profile)
+        if not self.sink.send(encoded) and self.on_overflow:
+            self.on_overflow()
+
+    def _ensure_tool_call(self, message: Message) -> Message:
+        if message.get("method") != "session/update":
+            return message
+        update = message["params"]["update"]
+        kind = update.get("sessionUpdate")
+        if kind == "tool_call":
+            self.announced.add(update["toolCallId"])
+        elif kind == "tool_call_update" and update.get("toolCallId") not in self.announced:
+            # Turn the first update we have for this id into its creation.
+            message = copy.deepcopy(message)
+            update = message["params"]["update"]
+            update["sessionUpdate"] = "tool_call"
+            update.setdefault("title", update["toolCallId"])
+            self.announced.add(update["toolCallId"])
+        return message
+
+    def ensure_announced(self, tool_call: dict[str, Any]) -> None:
+        """Before a permission request: make sure this client has seen the tool call it names."""
+        tool_call_id = tool_call.get("toolCallId")
+        if not isinstance(tool_call_id, str) or tool_call_id in self.announced:
+            return
+        update = {key: value for key, value in tool_call.items() if value is not None}
+        update["sessionUpdate"] = "tool_call"
+        update.setdefault("title", tool_call_id)
+        if "content" in update and not isinstance(update["content"], list):
+            del update["content"]
+        self.deliver(
+            {
+                "jsonrpc": "2.0",
+                "method": "session/update",
+                "params": {"sessionId": self.session_id, "update": update},
+            }
+        )
+
+    def write_direct(self, message: Message) -> None:
+        """Write now, ignoring the gate (replayed history goes out before the load response)."""
+        self._write(message)
+
+    def open_gate(self) -> None:
+        """Release held messages (minus those the replay already covered) and write live from now on."""
+        held, self.held = self.held, []
+        self.open = True
+        for event_id, message, encoded in held:
+            if event_id is not None and event_id <= self.replayed_through:
+                continue
+            self._write(message, encoded)
+
+
+@dataclass(eq=False)
+class SessionFanout:
+    """Translates a session's events and hands the messages to every attachment."""
+
+    session_id: str
+    attachments: list[Attachment] = field(default_factory=list)
+
+    def attach(self, attachment: Attachment) -> None:
+        """Start delivering to ``attachment``."""
+        self.attachments.append(attachment)
+
+    def detach(self, attachment: Attachment) -> None:
+        """Stop delivering to ``attachment``."""
+        if attachment in self.attachments:
+            self.attachments.remove(attachment)
+
+    def publish(
+        self, event: AgentEventBase, event_id: int | None, exclude: Attachment | None = None
+    ) -> None:
+        """Translate ``event`` once per profile in use and deliver it to every attachment."""
+        if not self.attachments:
+            return
+        by_profile: dict[Profile, list[tuple[Message, bytes]]] = {}
+        for attachment in list(self.attachments):
+            if attachment is exclude:
+                continue
+            profile = attachment.profile
+            prepared = by_profile.get(profile)
+            if prepared is None:
+                prepared = []
+                for message in translate(event, profile=profile):
+                    if event_id is not None:
+                        stamp_event_id(message, profile, self.session_id, event_id)
+                    prepared.append((message, encode_message(message, profile)))
+                by_profile[profile] = prepared
+            for message, encoded in prepared:
+                attachment.deliver(message, event_id, encoded)
+
+    def broadcast(self, message: Message, *, exclude: Attachment | None = None) -> None:
+        """Deliver a message that is not an agent event (mode changes, commands) to every attachment."""
+        for attachment in list(self.attachments):
+            if attachment is not exclude:
+                attachment.deliver(copy.deepcopy(message))

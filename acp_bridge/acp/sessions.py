@@ -1,0 +1,376 @@
+"""Sessions: their sinks, their turns, and the index that lets them outlive sockets and restarts.
+
+A :class:`Session` owns the two sinks every live session has in the registry — the
+:class:`~acp_bridge.sinks.EventLogSink` (persistence; gives each event its id) and the
+:class:`AcpSessionSink` (translation and delivery to attached clients, see
+:mod:`acp_bridge.acp.delivery`) — and runs turns one at a time (decision 0003). The
+:class:`SessionManager` creates, restores, lists and closes sessions; their metadata is kept in the
+event log topic ``acp_bridge.sessions`` so a restarted bridge still knows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from acp_bridge.agents.base import AgentBackend, StopReason
+from acp_bridge.eventlog import EventLog, LogRecord
+from acp_bridge.events.harn import AgentEventBase, UserMessage
+from acp_bridge.sinks import EventLogSink, SinkRegistry
+
+from .delivery import Attachment, SessionFanout
+
+if TYPE_CHECKING:
+    from .context import BridgeSessionContext
+
+__all__ = [
+    "CANCEL_GRACE_SECONDS",
+    "SESSION_INDEX_TOPIC",
+    "AcpSessionSink",
+    "Session",
+    "SessionManager",
+    "SessionRecord",
+    "Turn",
+]
+
+logger = logging.getLogger(__name__)
+
+SESSION_INDEX_TOPIC: Final = "acp_bridge.sessions"
+CANCEL_GRACE_SECONDS: Final = 2.0
+LIST_PAGE_SIZE: Final = 50
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class SessionRecord:
+    """What the bridge remembers about a session across restarts."""
+
+    session_id: str
+    cwd: str
+    created_at: str
+    updated_at: str
+    title: str | None = None
+    closed: bool = False
+
+    def info(self) -> dict[str, Any]:
+        """ACP ``SessionInfo``."""
+        info: dict[str, Any] = {
+            "sessionId": self.session_id,
+            "cwd": self.cwd,
+            "updatedAt": self.updated_at,
+        }
+        if self.title:
+            info["title"] = self.title
+        return info
+
+
+class AcpSessionSink:
+    """Registry sink that forwards a session's events to its attached clients.
+
+    Registered right after the session's ``EventLogSink``, it reads the id that sink just gave the event
+    and publishes on the event loop; an event emitted on another thread is marshalled there in order.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def handle_event(self, event: AgentEventBase) -> None:
+        """Forward ``event`` with its event-log id."""
+        session = self.session
+        event_id = session.event_sink.last_event_id()
+        if threading.get_ident() == session.loop_thread:
+            session.fanout.publish(event, event_id)
+        else:
+            session.loop.call_soon_threadsafe(session.fanout.publish, event, event_id)
+
+
+@dataclass(eq=False)
+class Turn:
+    """One running prompt turn."""
+
+    owner: Any  # the AcpConnection that sent session/prompt (None once it disconnected)
+    number: int
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    permission_requests: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+class Session:
+    """A live session: sinks, attachments, turns."""
+
+    def __init__(
+        self,
+        record: SessionRecord,
+        *,
+        manager: SessionManager,
+        context_factory: Callable[[Session], BridgeSessionContext],
+    ) -> None:
+        self.record = record
+        self.manager = manager
+        self.loop = manager.loop
+        self.loop_thread = manager.loop_thread
+        self.fanout = SessionFanout(record.session_id)
+        self.event_sink = EventLogSink(manager.log, record.session_id)
+        self.acp_sink = AcpSessionSink(self)
+        self.context = context_factory(self)
+        self.turn_lock = asyncio.Lock()
+        self.cancel_generation = 0
+        self.current_turn: Turn | None = None
+        self.turn_count = 0
+        self.backend_started = False
+        self.mode_id: str | None = None
+
+    @property
+    def session_id(self) -> str:
+        """The ACP session id."""
+        return self.record.session_id
+
+    # --- turns -----------------------------------------------------------------------------------
+
+    async def run_turn(
+        self,
+        owner: Any,
+        prompt: list[dict[str, Any]],
+        owner_attachment: Attachment | None,
+        generation: int | None = None,
+    ) -> StopReason:
+        """Run one prompt turn (queued behind any running one) and return its stop reason.
+
+        ``generation`` is :attr:`cancel_generation` when the prompt arrived: a cancel after that
+        cancels this prompt too, even while it waits in the queue. Raises whatever the backend raised;
+        the session stays usable.
+        """
+        if generation is None:
+            generation = self.cancel_generation
+        async with self.turn_lock:
+            if self.cancel_generation != generation:
+                return StopReason.CANCELLED
+            self.turn_count += 1
+            turn = Turn(owner=owner, number=self.turn_count)
+            self.current_turn = turn
+            try:
+                self._record_prompt(prompt, exclude=owner_attachment)
+                return await self._drive(turn, prompt)
+            finally:
+                self.current_turn = None
+                self.manager.touch(self)
+
+    async def _drive(self, turn: Turn, prompt: list[dict[str, Any]]) -> StopReason:
+        backend = self.manager.backend
+        task = asyncio.create_task(
+            backend.prompt(self.context, prompt), name=f"turn-{self.session_id}-{turn.number}"
+        )
+        cancel_wait = asyncio.create_task(turn.cancelled.wait())
+        try:
+            await asyncio.wait({task, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancel_wait.cancel()
+        if task.done():
+            result = StopReason(task.result())  # re-raises the backend's exception
+            return StopReason.CANCELLED if turn.cancelled.is_set() else result
+        # Cancelled: tell the backend, give it a moment to wind down, then cancel its task.
+        try:
+            async with asyncio.timeout(CANCEL_GRACE_SECONDS):
+                await backend.cancel(self.context)
+        except Exception:
+            logger.exception("backend cancel() failed for session %s", self.session_id)
+        done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            logger.info(
+                "turn of session %s ended with %r after cancel", self.session_id, task.exception()
+            )
+        return StopReason.CANCELLED
+
+    def cancel(self) -> bool:
+        """Cancel the running turn and every queued one; returns whether a turn was running."""
+        self.cancel_generation += 1
+        turn = self.current_turn
+        if turn is None or turn.cancelled.is_set():
+            return False
+        turn.cancelled.set()
+        for request in list(turn.permission_requests):
+            request.cancel()
+        return True
+
+    def _record_prompt(self, prompt: list[dict[str, Any]], *, exclude: Attachment | None) -> None:
+        """Persist the prompt as history, and show it to the other clients watching the session."""
+        if self.record.title is None:
+            text = " ".join(b.get("text", "") for b in prompt if b.get("type") == "text").strip()
+            if text:
+                self.record.title = text if len(text) <= 80 else text[:79] + "…"
+        event = UserMessage(
+            session_id=self.session_id, message_id=f"user-{uuid.uuid4().hex}", content=prompt
+        )
+        self.event_sink.handle_event(event)
+        event_id = self.event_sink.last_event_id()
+        self.fanout.publish(event, event_id, exclude)
+
+    # --- attachments -------------------------------------------------------------------------------
+
+    def attach(self, attachment: Attachment) -> None:
+        """Deliver this session's messages to ``attachment`` (gate closed until the response)."""
+        self.fanout.attach(attachment)
+
+    def detach(self, attachment: Attachment) -> None:
+        """Stop delivering to ``attachment``."""
+        self.fanout.detach(attachment)
+
+
+class SessionManager:
+    """Creates, restores, lists and closes sessions; wires their sinks into the registry."""
+
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        registry: SinkRegistry,
+        backend: AgentBackend,
+        context_factory: Callable[[Session], BridgeSessionContext],
+    ) -> None:
+        self.log = log
+        self.registry = registry
+        self.backend = backend
+        self.context_factory = context_factory
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
+        self.sessions: dict[str, Session] = {}
+        self.index: dict[str, SessionRecord] = {}
+        self._load_index()
+
+    # --- index persistence ---------------------------------------------------------------------------
+
+    def _load_index(self) -> None:
+        after = 0
+        while True:
+            entries = self.log.read_range(SESSION_INDEX_TOPIC, after=after, limit=1000)
+            if not entries:
+                break
+            for entry in entries:
+                self._apply(entry.record.kind, entry.record.payload)
+            after = entries[-1].id
+
+    def _apply(self, kind: str, payload: Any) -> None:
+        if not isinstance(payload, dict) or not isinstance(payload.get("sessionId"), str):
+            return
+        sid = payload["sessionId"]
+        if kind == "session_created":
+            self.index[sid] = SessionRecord(
+                sid,
+                str(payload.get("cwd", "/")),
+                str(payload.get("createdAt", "")),
+                str(payload.get("updatedAt", payload.get("createdAt", ""))),
+                payload.get("title"),
+            )
+        elif sid in self.index:
+            record = self.index[sid]
+            if kind == "session_updated":
+                record.updated_at = str(payload.get("updatedAt", record.updated_at))
+                record.title = payload.get("title", record.title)
+            elif kind == "session_closed":
+                record.closed = True
+
+    def _persist(self, kind: str, record: SessionRecord) -> None:
+        payload = {
+            "sessionId": record.session_id,
+            "cwd": record.cwd,
+            "createdAt": record.created_at,
+            "updatedAt": record.updated_at,
+            "title": record.title,
+        }
+        try:
+            self.log.append(SESSION_INDEX_TOPIC, LogRecord(kind, payload))
+        except Exception:
+            logger.exception("could not persist %s for session %s", kind, record.session_id)
+
+    def touch(self, session: Session) -> None:
+        """Record activity on a session (its ``updatedAt`` and title)."""
+        session.record.updated_at = _now_iso()
+        self._persist("session_updated", session.record)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def _activate(self, record: SessionRecord) -> Session:
+        session = Session(record, manager=self, context_factory=self.context_factory)
+        self.sessions[record.session_id] = session
+        self.registry.register_sink(record.session_id, session.event_sink)
+        self.registry.register_sink(record.session_id, session.acp_sink)
+        return session
+
+    def create(self, cwd: str) -> Session:
+        """A new session (registered, persisted; the backend is told by the caller)."""
+        now = _now_iso()
+        record = SessionRecord(uuid.uuid4().hex, cwd, now, now)
+        self.index[record.session_id] = record
+        self._persist("session_created", record)
+        return self._activate(record)
+
+    def get(self, session_id: str) -> Session | None:
+        """The live session, restoring it from the index if it exists but is not live."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            return session
+        record = self.index.get(session_id)
+        if record is None or record.closed:
+            return None
+        return self._activate(record)
+
+    def known(self, session_id: str) -> bool:
+        """True if the session exists (live or restorable) and is not closed."""
+        record = self.index.get(session_id)
+        return record is not None and not record.closed
+
+    async def close(self, session: Session) -> None:
+        """Close ``session``: cancel its turns, tell the backend, drop its sinks."""
+        session.cancel()
+        async with session.turn_lock:
+            pass  # wait for the cancelled turn to finish
+        try:
+            await session.manager.backend.close_session(session.context)
+        except Exception:
+            logger.exception("backend close_session failed for %s", session.session_id)
+        self.registry.clear_session_sinks(session.session_id)
+        session.record.closed = True
+        session.record.updated_at = _now_iso()
+        self._persist("session_closed", session.record)
+        self.sessions.pop(session.session_id, None)
+
+    def list(self, cwd: str | None, cursor: str | None) -> tuple[list[SessionRecord], str | None]:
+        """One page of open sessions, most recently updated first, optionally filtered by ``cwd``."""
+        records = sorted(
+            (r for r in self.index.values() if not r.closed and (cwd is None or r.cwd == cwd)),
+            key=lambda r: (r.updated_at, r.session_id),
+            reverse=True,
+        )
+        start = _decode_cursor(cursor)
+        page = records[start : start + LIST_PAGE_SIZE]
+        end = start + len(page)
+        return page, (_encode_cursor(end) if end < len(records) else None)
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        kind, _, value = text.partition(":")
+        if kind != "o":
+            raise ValueError(cursor)
+        return max(0, int(value))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"invalid cursor {cursor!r}") from exc
