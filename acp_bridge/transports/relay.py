@@ -1,0 +1,284 @@
+"""A stdio ↔ WebSocket relay: lets an editor that launches agents over stdio reach a remote endpoint.
+
+Editors (Zed, JetBrains) start an "agent command" and speak NDJSON on its stdin/stdout. This relay is
+that command: every stdin line becomes one text frame and every text frame one stdout line. It does
+not parse messages on the way in (the server reports bad JSON) and only re-encodes a frame on the
+way out when it spans several lines. stdout carries ACP messages and nothing else; diagnostics go to
+stderr.
+
+Run it as ``acp-bridge connect URL`` or ``python -m acp_bridge.transports.relay URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode
+from websockets.typing import Subprotocol
+
+from acp_bridge._version import __version__
+from acp_bridge.transports.stdio import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    LineReader,
+    LineWriter,
+    Oversized,
+    close_writer,
+    open_stdio_streams,
+)
+
+__all__ = [
+    "DESCRIPTION",
+    "TOKEN_ENV",
+    "add_relay_arguments",
+    "main",
+    "run_command",
+    "run_relay",
+]
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "ACP_BRIDGE_TOKEN"
+"""Environment variable read for the bearer token when none is passed explicitly."""
+
+DESCRIPTION = (
+    "Relay ACP between stdio (one JSON-RPC message per line) and a WebSocket endpoint; use it as "
+    "the agent command of an editor that launches agents over stdio."
+)
+"""Help text of the command."""
+
+_PROG = "acp-bridge connect"
+_CLEAN_CLOSE_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY})
+_OFFERED_SUBPROTOCOLS = [Subprotocol("acp.v1")]
+
+
+def _say(message: str) -> None:
+    # One line per event, prefixed like a CLI error, on stderr: the editor shows or logs it.
+    print(f"{_PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _display_url(url: str) -> str:
+    # Credentials may hide in userinfo or the query string; neither belongs in an editor's log.
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "<invalid URL>"
+
+
+def _is_loopback_url(url: str) -> bool:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        # connect() reports the bad URL.
+        return False
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+async def _pump_stdin(lines: LineReader, websocket: ClientConnection) -> None:
+    while (line := await lines.readline()) is not None:
+        if isinstance(line, Oversized):
+            # Never buffered whole, so it cannot be forwarded; the server would refuse it anyway.
+            _say(f"dropped an input line of {line.size} bytes (limit {lines.max_line_bytes})")
+            continue
+        if not line.strip():
+            continue
+        try:
+            line.decode()
+        except UnicodeDecodeError:
+            # A text frame must be UTF-8: forwarding this would make the server drop the whole
+            # connection (1007) instead of answering one bad message.
+            _say("dropped an input line that is not valid UTF-8")
+            continue
+        await websocket.send(line, text=True)
+
+
+async def _pump_websocket(websocket: ClientConnection, out: LineWriter) -> None:
+    async for frame in websocket:
+        if isinstance(frame, bytes):
+            logger.debug("ignoring a binary frame of %d bytes", len(frame))
+            continue
+        data = frame.encode()
+        if b"\n" in data:
+            # NDJSON needs one message per line; JSON strings cannot hold a raw newline, so
+            # re-encoding only removes whitespace.
+            try:
+                data = orjson.dumps(orjson.loads(data))
+            except orjson.JSONDecodeError:
+                _say("dropped a multi-line frame from the server that is not valid JSON")
+                continue
+        out.write(data + b"\n")
+        await out.drain()
+
+
+def _describe_close(websocket: ClientConnection) -> tuple[int, str]:
+    code = websocket.close_code
+    if code is None or code == CloseCode.ABNORMAL_CLOSURE:
+        return 1, "connection to the server was lost"
+    if code in _CLEAN_CLOSE_CODES:
+        return 0, ""
+    reason = f": {websocket.close_reason}" if websocket.close_reason else ""
+    return 1, f"server closed the connection with code {code}{reason}"
+
+
+async def _relay(
+    websocket: ClientConnection, lines: LineReader, out: LineWriter, stop: asyncio.Event
+) -> int:
+    to_server = asyncio.create_task(_pump_stdin(lines, websocket), name="relay stdin")
+    to_client = asyncio.create_task(_pump_websocket(websocket, out), name="relay websocket")
+    stopped = asyncio.create_task(stop.wait(), name="relay stop")
+    tasks = (to_server, to_client, stopped)
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    if stopped in done:
+        # SIGTERM from the editor: tell the server we are leaving rather than vanish (1006).
+        await websocket.close(CloseCode.GOING_AWAY)
+        return 0
+    if to_server in done and to_server.exception() is None:
+        # The editor closed our stdin: it is done with the agent.
+        await websocket.close(CloseCode.NORMAL_CLOSURE)
+        return 0
+    error = next((task.exception() for task in done if task.exception() is not None), None)
+    if error is None or isinstance(error, ConnectionClosed):
+        # The close code is only final once the closing handshake is over (bounded by the
+        # library's close timeout).
+        await websocket.wait_closed()
+        code, message = _describe_close(websocket)
+        if message:
+            _say(message)
+        return code
+    if isinstance(error, OSError):
+        # stdout is gone (broken pipe): the editor went away without closing stdin first.
+        await websocket.close(CloseCode.GOING_AWAY)
+        return 0
+    raise error
+
+
+async def run_relay(
+    url: str,
+    *,
+    token: str | None = None,
+    stdin_reader: asyncio.StreamReader | None = None,
+    stdout_writer: LineWriter | None = None,
+    headers: Mapping[str, str] | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    open_timeout: float = 10.0,
+) -> int:
+    """Relay NDJSON on stdin/stdout to the WebSocket endpoint at ``url``; returns an exit code.
+
+    ``token`` (else ``$ACP_BRIDGE_TOKEN``) is sent as ``Authorization: Bearer``. Exits 0 when stdin
+    ends (closing the WebSocket with 1000), on SIGTERM (closing with 1001), or when the server
+    closes with 1000/1001; 1, with one line on stderr, when the connection fails or ends
+    otherwise. ``stdin_reader``/``stdout_writer`` default to the process's own streams; only
+    streams opened here are closed here.
+    """
+    if not token:
+        token = os.environ.get(TOKEN_ENV) or None
+    request_headers = dict(headers or {})
+    if token is not None:
+        request_headers["Authorization"] = f"Bearer {token}"
+
+    try:
+        websocket = await connect(
+            url,
+            additional_headers=request_headers,
+            subprotocols=_OFFERED_SUBPROTOCOLS,
+            user_agent_header=f"acp-bridge-connect/{__version__}",
+            # A proxy from the environment has no business relaying loopback traffic.
+            proxy=None if _is_loopback_url(url) else True,
+            open_timeout=open_timeout,
+            max_size=max_message_bytes,
+        )
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        hint = _STATUS_HINTS.get(status, "")
+        _say(f"cannot connect to {_display_url(url)}: HTTP {status}{hint}")
+        return 1
+    except InvalidURI as exc:
+        _say(f"invalid URL {_display_url(url)!r}: {exc.msg}")
+        return 1
+    except (OSError, TimeoutError, InvalidHandshake) as exc:
+        _say(f"cannot connect to {_display_url(url)}: {exc or type(exc).__name__}")
+        return 1
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        # Not available off the main thread or on Windows; then SIGTERM just ends the process.
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    opened: list[asyncio.BaseTransport | LineWriter] = []
+    try:
+        if stdin_reader is None or stdout_writer is None:
+            own_reader, own_writer, read_transport = await open_stdio_streams()
+            opened.append(own_writer)
+            if read_transport is not None:
+                opened.append(read_transport)
+            stdin_reader = own_reader if stdin_reader is None else stdin_reader
+            stdout_writer = own_writer if stdout_writer is None else stdout_writer
+        lines = LineReader(stdin_reader, max_message_bytes)
+        return await _relay(websocket, lines, stdout_writer, stop)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+        await websocket.close()
+        for stream in opened:
+            if isinstance(stream, asyncio.BaseTransport):
+                stream.close()
+            else:
+                await close_writer(stream)
+
+
+_STATUS_HINTS = {
+    401: " (missing or wrong token)",
+    403: " (origin not allowed)",
+    404: " (wrong path?)",
+}
+
+
+def add_relay_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the relay's ``URL`` and ``--token`` arguments to ``parser``."""
+    parser.add_argument(
+        "url", metavar="URL", help="WebSocket endpoint, e.g. ws://127.0.0.1:8765/acp"
+    )
+    parser.add_argument(
+        "--token",
+        help=f"bearer token (default: ${TOKEN_ENV}); prefer the variable, arguments are visible to "
+        "other local users",
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the relay for parsed :func:`add_relay_arguments` on the process's stdio; exit code."""
+    # stdout carries ACP messages only; every diagnostic goes to stderr.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    try:
+        return asyncio.run(run_relay(args.url, token=args.token))
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m acp_bridge.transports.relay URL [--token T]``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog=_PROG, description=DESCRIPTION)
+    add_relay_arguments(parser)
+    return run_command(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""A :class:`~acp_bridge.rpc.transport.Transport` over one WebSocket connection.
+
+Each JSON-RPC message travels in one text frame (the ACP remote-transport RFD); binary frames are
+ignored. The wrapped connection is a ``websockets`` asyncio connection, server or client side, so the
+same class serves the bridge's endpoint and any client that wants decoded messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from websockets.asyncio.connection import Connection
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+
+from acp_bridge.rpc.transport import CloseReason, Malformed, Outgoing
+
+__all__ = ["CLOSE_CODES", "WebSocketTransport"]
+
+logger = logging.getLogger(__name__)
+
+CLOSE_CODES: dict[CloseReason, int] = {
+    CloseReason.NORMAL: CloseCode.NORMAL_CLOSURE,
+    CloseReason.GOING_AWAY: CloseCode.GOING_AWAY,
+    CloseReason.POLICY: CloseCode.POLICY_VIOLATION,
+    CloseReason.TOO_BIG: CloseCode.MESSAGE_TOO_BIG,
+    CloseReason.INTERNAL: CloseCode.INTERNAL_ERROR,
+    CloseReason.TRY_AGAIN_LATER: CloseCode.TRY_AGAIN_LATER,
+}
+"""The WebSocket close code sent for each :class:`CloseReason`."""
+
+# RFC 6455 §5.5: a control frame's payload is at most 125 bytes, two of which hold the code.
+_MAX_CLOSE_REASON_BYTES = 123
+
+
+def _close_reason_text(detail: str) -> str:
+    # Cut on a byte budget without splitting a UTF-8 sequence, or the library refuses the frame.
+    return detail.encode()[:_MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+
+
+class WebSocketTransport:
+    """Decoded JSON-RPC messages over a ``websockets`` asyncio connection.
+
+    ``receive`` must be called by one task at a time (the connection's own rule); ``send`` may be
+    called from several tasks at once. ``send`` raises :class:`ConnectionError` once the connection
+    is closed, like :class:`~acp_bridge.rpc.transport.MemoryTransport`.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        # websockets writes a whole unfragmented frame atomically, but ordering between tasks that
+        # wait on backpressure is only guaranteed by a lock: FIFO, so senders keep their turn.
+        self._send_lock = asyncio.Lock()
+        self._close_requested = False
+
+    @property
+    def connection(self) -> Connection:
+        """The wrapped ``websockets`` connection."""
+        return self._connection
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code the peer sent (1006 if it vanished without one), ``None`` while open."""
+        return self._connection.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason the peer sent, ``None`` while open."""
+        return self._connection.close_reason
+
+    async def receive(self) -> Any | Malformed | None:
+        """The next text frame decoded as JSON, a :class:`Malformed` marker, or ``None`` once closed.
+
+        A frame over the size limit makes the library close the connection with 1009; that, like
+        any other closure, ends the stream with ``None``.
+        """
+        while True:
+            try:
+                data = await self._connection.recv()
+            except ConnectionClosed:
+                return None
+            if isinstance(data, bytes):
+                # The ACP RFD says binary frames are ignored, not answered or fatal.
+                logger.debug("ignoring a binary frame of %d bytes", len(data))
+                continue
+            try:
+                return orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                return Malformed(str(exc))
+
+    async def send(self, message: Outgoing) -> None:
+        """Send one message as a text frame; ``bytes`` must already be one encoded JSON message."""
+        data = message if isinstance(message, bytes) else orjson.dumps(message)
+        try:
+            async with self._send_lock:
+                # text=True: the bytes go out as a text frame without a decode/encode round trip.
+                await self._connection.send(data, text=True)
+        except ConnectionClosed as exc:
+            raise ConnectionError(f"WebSocket connection is closed ({exc})") from exc
+
+    async def close(self, reason: CloseReason = CloseReason.NORMAL, detail: str = "") -> None:
+        """Close with the code mapped from ``reason``; waits for the closing handshake; idempotent."""
+        if self._close_requested:
+            return
+        self._close_requested = True
+        # A no-op if the peer already closed: websockets' close() is idempotent as well.
+        await self._connection.close(CLOSE_CODES[reason], _close_reason_text(detail))

@@ -1,0 +1,145 @@
+"""WebSocketTransport through a real server: framing, decoding, limits and close codes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from acp_bridge.rpc.transport import CloseReason, Malformed, Transport
+from acp_bridge.server.websocket import ConnectionInfo
+from acp_bridge.transports.websocket import CLOSE_CODES, WebSocketTransport
+
+from .conftest import Recorder, StartServer, dumps
+
+
+def test_is_a_transport() -> None:
+    assert issubclass(WebSocketTransport, Transport)
+
+
+async def test_text_json_round_trip(start_server: StartServer) -> None:
+    server = await start_server()
+    message = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"é": [1, 2.5, None]}}
+    async with asyncio.timeout(5), connect(server.url) as ws:
+        await ws.send(dumps(message))
+        reply = await ws.recv()
+    assert isinstance(reply, str)
+    assert orjson.loads(reply) == message
+
+
+async def test_malformed_text_frame_reaches_the_handler_as_malformed(
+    start_server: StartServer, recorder: Recorder
+) -> None:
+    server = await start_server(recorder)
+    async with asyncio.timeout(5), connect(server.url) as ws:
+        await ws.send("{not json")
+        await ws.send(dumps({"after": True}))
+        first = await recorder.received.get()
+        second = await recorder.received.get()
+    assert isinstance(first, Malformed)
+    assert first.reason
+    assert second == {"after": True}
+
+
+async def test_binary_frame_is_ignored(start_server: StartServer, recorder: Recorder) -> None:
+    server = await start_server(recorder)
+    async with asyncio.timeout(5), connect(server.url) as ws:
+        await ws.send(b'{"binary": true}')
+        await ws.send(dumps({"text": True}))
+        assert await recorder.received.get() == {"text": True}
+        await ws.close()
+        assert await recorder.received.get() is None
+
+
+async def test_oversized_frame_closes_1009_and_ends_the_stream(
+    start_server: StartServer, recorder: Recorder
+) -> None:
+    server = await start_server(recorder, max_message_bytes=1024)
+    async with asyncio.timeout(5), connect(server.url) as ws:
+        await ws.send(dumps({"fits": "x" * 100}))
+        assert await recorder.received.get() == {"fits": "x" * 100}
+        await ws.send(dumps({"big": "x" * 2000}))
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1009
+        assert await recorder.received.get() is None
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [
+        (CloseReason.NORMAL, 1000),
+        (CloseReason.GOING_AWAY, 1001),
+        (CloseReason.POLICY, 1008),
+        (CloseReason.TOO_BIG, 1009),
+        (CloseReason.INTERNAL, 1011),
+        (CloseReason.TRY_AGAIN_LATER, 1013),
+    ],
+)
+async def test_close_reason_maps_to_close_code(
+    start_server: StartServer, reason: CloseReason, code: int
+) -> None:
+    assert CLOSE_CODES[reason] == code
+    server = await start_server()
+    async with asyncio.timeout(5), connect(server.url) as ws:
+        await ws.send(dumps({"close": reason.value, "detail": "bye"}))
+        await ws.wait_closed()
+    assert ws.close_code == code
+    assert ws.close_reason == "bye"
+
+
+async def test_close_is_idempotent_and_truncates_long_details(
+    start_server: StartServer, recorder: Recorder
+) -> None:
+    server = await start_server(recorder)
+    async with asyncio.timeout(5), connect(server.url) as ws:
+        transport, _ = await recorder.connections.get()
+        await transport.close(CloseReason.POLICY, "é" * 200)
+        await transport.close(CloseReason.INTERNAL, "second")
+        await ws.wait_closed()
+        assert isinstance(transport, WebSocketTransport)
+        assert transport.close_code == 1008
+    assert ws.close_code == 1008
+    assert ws.close_reason == "é" * 61  # 123 bytes hold 61 two-byte characters
+
+
+async def test_send_bytes_goes_out_unchanged(start_server: StartServer) -> None:
+    server = await start_server()
+    raw = '{"id" :  7, "result":{ }}'
+    async with asyncio.timeout(5), connect(server.url) as ws:
+        await ws.send(dumps({"raw": raw}))
+        assert await ws.recv() == raw
+
+
+async def test_concurrent_sends_arrive_whole(start_server: StartServer) -> None:
+    async def flood(transport: Transport, info: ConnectionInfo) -> None:
+        async def sender(worker: int) -> None:
+            for n in range(50):
+                await transport.send({"worker": worker, "n": n, "pad": "x" * 4000})
+
+        await asyncio.gather(*(sender(worker) for worker in range(8)))
+        await transport.receive()
+
+    server = await start_server(flood)
+    seen: dict[int, list[int]] = {}
+    async with asyncio.timeout(5), connect(server.url) as ws:
+        for _ in range(8 * 50):
+            message = orjson.loads(await ws.recv())
+            seen.setdefault(message["worker"], []).append(message["n"])
+    assert seen == {worker: list(range(50)) for worker in range(8)}
+
+
+async def test_send_after_close_raises_connection_error(
+    start_server: StartServer, recorder: Recorder
+) -> None:
+    server = await start_server(recorder)
+    async with asyncio.timeout(5), connect(server.url) as ws:
+        transport, _ = await recorder.connections.get()
+        await ws.close()
+        assert await recorder.received.get() is None
+        with pytest.raises(ConnectionError):
+            await transport.send({"late": True})
+        assert await transport.receive() is None
