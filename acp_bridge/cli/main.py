@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from acp_bridge._version import __version__
 
-from . import translate_cmd
+from . import connect_cmd, serve_cmd, translate_cmd
 
 __all__ = ["build_parser", "main"]
 
@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"acp-bridge {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
+    serve_cmd.add_parser(subparsers)
+    connect_cmd.add_parser(subparsers)
     translate_cmd.add_parser(subparsers)
     return parser
 

@@ -1,0 +1,204 @@
+"""Assembling a running bridge: backend + event log + ACP layer + WebSocket endpoint (or stdio).
+
+:class:`BridgeServer` is what ``acp-bridge serve`` runs and what an embedding program can start with
+``await serve(...)``: it opens the event log, starts the WebSocket server with the ACP bridge as its
+connection handler, and shuts everything down in order (stop accepting, cancel turns so they answer
+``cancelled``, flush the log, close sockets with 1001).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from acp_bridge.acp import AcpBridge, BridgeConfig
+from acp_bridge.agents.base import AgentBackend
+from acp_bridge.eventlog import EventLog, open_event_log
+from acp_bridge.rpc.transport import Transport
+from acp_bridge.translate import Profile
+
+from .websocket import ConnectionInfo, WebSocketServer, WebSocketServerConfig
+
+__all__ = ["BridgeServer", "ServerOptions", "default_event_log_spec", "serve", "serve_stdio"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_event_log_spec() -> str:
+    """``sqlite:`` a file in the user's data directory (e.g. ``~/.local/share/acp-bridge``)."""
+    return f"sqlite:{Path(platformdirs.user_data_dir('acp-bridge')) / 'events.sqlite'}"
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Everything ``acp-bridge serve`` can be told."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    path: str = "/acp"
+    event_log: str | None = None
+    """``memory`` or ``sqlite:PATH``; ``None`` for the default SQLite file."""
+    profile: Profile = Profile.AUTO
+    token: str | None = None
+    allowed_origins: Sequence[str] = field(default_factory=tuple)
+    insecure: bool = False
+    max_message_bytes: int = 32 * 1024 * 1024
+    ping_interval: float | None = 20.0
+    outbox_limit: int = 8192
+
+
+class BridgeServer:
+    """A bridge serving one backend on a WebSocket endpoint."""
+
+    def __init__(
+        self,
+        backend: AgentBackend,
+        options: ServerOptions | None = None,
+        *,
+        log: EventLog | None = None,
+    ):
+        self.options = options or ServerOptions()
+        self.backend = backend
+        self._owns_log = log is None
+        self.log_spec = self.options.event_log or default_event_log_spec()
+        self.log = log if log is not None else open_event_log(self.log_spec)
+        self.bridge = AcpBridge(
+            backend,
+            self.log,
+            config=BridgeConfig(
+                profile=self.options.profile, outbox_limit=self.options.outbox_limit
+            ),
+        )
+        self.websocket = WebSocketServer(
+            WebSocketServerConfig(
+                host=self.options.host,
+                port=self.options.port,
+                path=self.options.path,
+                token=self.options.token,
+                allowed_origins=tuple(self.options.allowed_origins),
+                max_message_bytes=self.options.max_message_bytes,
+                ping_interval=self.options.ping_interval,
+                ping_timeout=self.options.ping_interval,
+                insecure=self.options.insecure,
+            ),
+            self._handle,
+            health=self.bridge.health,
+        )
+        self._stopped = False
+
+    async def _handle(self, transport: Transport, info: ConnectionInfo) -> None:
+        await self.bridge.handle_connection(transport, connection_id=info.connection_id)
+
+    @property
+    def url(self) -> str:
+        """``ws://HOST:PORT/acp`` (the real port once started)."""
+        return self.websocket.url
+
+    async def start(self) -> None:
+        """Bind and start accepting connections."""
+        try:
+            await self.websocket.start()
+        except BaseException:
+            if self._owns_log:
+                self.log.close()
+            raise
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop accepting, cancel turns, flush the log, close sockets (1001)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.bridge.shutdown()
+        await self.websocket.close()
+        if self._owns_log:
+            self.log.close()
+
+    async def __aenter__(self) -> BridgeServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def serve_until_signalled(self) -> None:
+        """Run until SIGINT or SIGTERM (or cancellation), then shut down gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+        try:
+            await stop.wait()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+
+async def serve(
+    backend: AgentBackend,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    event_log: str | EventLog | None = None,
+    profile: Profile | str = Profile.AUTO,
+    token: str | None = None,
+    **options: Any,
+) -> None:
+    """Serve ``backend`` over WebSocket until SIGINT/SIGTERM: the embedding entry point.
+
+    ``event_log`` is a spec (``memory``, ``sqlite:PATH``), an open :class:`EventLog`, or ``None`` for
+    the default SQLite file. Other keyword arguments are :class:`ServerOptions` fields.
+    """
+    log = event_log if isinstance(event_log, EventLog) else None
+    spec = event_log if isinstance(event_log, str) else None
+    server_options = ServerOptions(
+        host=host, port=port, event_log=spec, profile=Profile(profile), token=token, **options
+    )
+    server = BridgeServer(backend, server_options, log=log)
+    await server.start()
+    logger.info("acp-bridge serving %s at %s", backend.name, server.url)
+    await server.serve_until_signalled()
+
+
+async def serve_stdio(backend: AgentBackend, options: ServerOptions | None = None) -> None:
+    """Serve one ACP connection on stdin/stdout (NDJSON) until stdin closes or a signal arrives."""
+    from acp_bridge.transports.stdio import open_stdio_transport
+
+    options = options or ServerOptions()
+    log = open_event_log(options.event_log or default_event_log_spec())
+    bridge = AcpBridge(
+        backend,
+        log,
+        config=BridgeConfig(profile=options.profile, outbox_limit=options.outbox_limit),
+    )
+    transport = await open_stdio_transport(max_message_bytes=options.max_message_bytes)
+    connection = asyncio.create_task(bridge.handle_connection(transport))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({connection, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        stopper.cancel()
+        await bridge.shutdown()
+        connection.cancel()
+        await asyncio.gather(connection, return_exceptions=True)
+        log.close()

@@ -1,0 +1,420 @@
+"""The WebSocket endpoint: ``ws://HOST:PORT/acp`` plus ``GET /healthz``.
+
+Everything about who may connect is decided before the upgrade, in ``process_request``: the path,
+the browser ``Origin``, and the bearer token. An accepted connection is wrapped in a
+:class:`~acp_bridge.transports.websocket.WebSocketTransport` and handed to the ACP layer's handler;
+this module knows nothing of what flows over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import http
+import ipaddress
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHeader
+from websockets.headers import parse_subprotocol
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from acp_bridge._version import __version__
+from acp_bridge.rpc.transport import CloseReason, Transport
+from acp_bridge.transports.websocket import WebSocketTransport
+
+__all__ = [
+    "ACP_SUBPROTOCOL",
+    "BEARER_SUBPROTOCOL_PREFIX",
+    "CONNECTION_ID_HEADER",
+    "HEALTH_PATH",
+    "ConnectionHandler",
+    "ConnectionInfo",
+    "InsecureBindError",
+    "WebSocketServer",
+    "WebSocketServerConfig",
+]
+
+logger = logging.getLogger(__name__)
+
+ACP_SUBPROTOCOL = "acp.v1"
+"""The subprotocol preferred when a client offers it."""
+
+BEARER_SUBPROTOCOL_PREFIX = "acp.bearer."
+"""A ``Sec-WebSocket-Protocol`` entry ``acp.bearer.<token>`` carries the token for browsers."""
+
+CONNECTION_ID_HEADER = "Acp-Connection-Id"
+"""Response header of the 101 that names the connection (ACP remote-transport RFD)."""
+
+HEALTH_PATH = "/healthz"
+"""Unauthenticated health check path."""
+
+_CLOSE_TIMEOUT = 2.0
+"""Seconds to wait for a peer to complete the closing handshake."""
+
+_CLOSE_GRACE = 1.0
+"""Seconds left to handlers to react to cancellation once the shutdown timeout has passed."""
+
+
+@dataclass(frozen=True)
+class WebSocketServerConfig:
+    """How the WebSocket endpoint binds, authenticates and limits connections."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    path: str = "/acp"
+    token: str | None = None
+    """Bearer token every client must present; ``None`` disables authentication."""
+    allowed_origins: tuple[str, ...] = ()
+    """Exact ``Origin`` values accepted from browsers; requests without ``Origin`` always pass."""
+    max_message_bytes: int = 32 * 1024 * 1024
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    compression: bool = False
+    """permessage-deflate; off by default since it costs memory and CPU for little on loopback."""
+    insecure: bool = False
+    """Allow binding a non-loopback host without a token."""
+
+    def __post_init__(self) -> None:
+        if self.token is not None and not self.token:
+            raise ValueError("token must not be empty (use None to disable authentication)")
+        if not self.path.startswith("/") or self.path == HEALTH_PATH:
+            raise ValueError(f"invalid endpoint path {self.path!r}")
+        if self.max_message_bytes <= 0:
+            raise ValueError("max_message_bytes must be positive")
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What the handler learns about an accepted connection."""
+
+    connection_id: str
+    """The ``Acp-Connection-Id`` sent in the 101 response (uuid4 hex)."""
+    remote: str
+    """The peer address as ``host:port`` (``[v6]:port`` for IPv6)."""
+    origin: str | None
+    user_agent: str | None
+    subprotocol: str | None
+    """The negotiated subprotocol; a bearer entry is reported as ``acp.bearer`` without the token."""
+
+
+ConnectionHandler = Callable[[Transport, ConnectionInfo], Awaitable[None]]
+"""Serves one connection; when it returns, the connection is closed normally."""
+
+
+class InsecureBindError(ValueError):
+    """Refusal to listen beyond loopback without a token (set ``insecure`` to override)."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names only the local machine (127.0.0.0/8, ::1, ``localhost``)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        # Any other name may resolve anywhere.
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # Python 3.11 does not consider ::ffff:127.0.0.1 loopback.
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _format_remote(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)
+
+
+def _offered_subprotocols(headers: Headers) -> list[str]:
+    offered: list[str] = []
+    for value in headers.get_all("Sec-WebSocket-Protocol"):
+        try:
+            offered.extend(parse_subprotocol(value))
+        except InvalidHeader:
+            # The library answers the malformed header with 400 after process_request.
+            continue
+    return offered
+
+
+def _bearer_from_authorization(headers: Headers) -> list[str]:
+    tokens = []
+    for value in headers.get_all("Authorization"):
+        scheme, _, credentials = value.strip().partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            tokens.append(credentials.strip())
+    return tokens
+
+
+def _token_matches(candidate: str, expected: bytes) -> bool:
+    # Header values decode as ISO-8859-1 and may hold any code point below 256.
+    return hmac.compare_digest(candidate.encode("utf-8", "surrogateescape"), expected)
+
+
+class _AcpServerConnection(ServerConnection):
+    """A server connection that carries its ``Acp-Connection-Id`` from handshake to handler."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connection_id = uuid.uuid4().hex
+
+
+class WebSocketServer:
+    """Serves ACP over WebSocket: authenticates upgrades and runs a handler per connection."""
+
+    def __init__(
+        self,
+        config: WebSocketServerConfig,
+        handler: ConnectionHandler,
+        *,
+        health: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.config = config
+        self._handler = handler
+        self._health = health
+        self._token = config.token.encode() if config.token is not None else None
+        self._server: Server | None = None
+        self._port: int | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._close_lock = asyncio.Lock()
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Bind and start accepting connections (``port`` 0 picks a free port).
+
+        Raises :class:`InsecureBindError` for a non-loopback host without a token unless the
+        configuration says ``insecure``.
+        """
+        if self._server is not None:
+            raise RuntimeError("server already started")
+        config = self.config
+        if config.token is None and not config.insecure and not is_loopback_host(config.host):
+            raise InsecureBindError(
+                f"refusing to listen on {config.host!r} without a token: anyone who can reach it "
+                "could drive the agent. Set a token, bind to 127.0.0.1, or pass insecure=True "
+                "(e.g. behind an authenticating proxy)."
+            )
+        self._server = await serve(
+            self._serve_connection,
+            config.host,
+            config.port,
+            process_request=self._process_request,
+            process_response=self._process_response,
+            select_subprotocol=self._select_subprotocol,
+            server_header=f"acp-bridge/{__version__}",
+            compression="deflate" if config.compression else None,
+            max_size=config.max_message_bytes,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
+            # A live peer answers a close frame within milliseconds; don't let a dead one hold
+            # shutdown for the library's default 10 s.
+            close_timeout=_CLOSE_TIMEOUT,
+            create_connection=_AcpServerConnection,
+        )
+        # Kept so port/url stay meaningful after close(). With several sockets (a name resolving
+        # to both IPv4 and IPv6), port 0 may give each its own port; the first one is reported.
+        self._port = self._server.sockets[0].getsockname()[1]
+        logger.info("ACP WebSocket endpoint listening on %s", self.url)
+
+    async def close(self, *, grace: float = 5.0) -> None:
+        """Stop accepting, close every connection with 1001, wait for handlers; idempotent.
+
+        Handlers still running ``grace`` seconds later are cancelled. Concurrent and repeated
+        calls wait for the same shutdown.
+        """
+        async with self._close_lock:
+            if self._closed.is_set():
+                return
+            self._closing = True
+            server = self._server
+            if server is not None:
+                # GOING_AWAY tells a client it may reconnect elsewhere or later and session/load.
+                server.close(close_connections=True)
+                try:
+                    async with asyncio.timeout(grace):
+                        await server.wait_closed()
+                except TimeoutError:
+                    await self._cancel_handlers()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(_CLOSE_GRACE):
+                            await server.wait_closed()
+            self._closed.set()
+            logger.info("ACP WebSocket endpoint closed")
+
+    async def _cancel_handlers(self) -> None:
+        pending = [task for task in self._tasks if not task.done()]
+        logger.warning(
+            "cancelling %d connection handler(s) still running at shutdown", len(pending)
+        )
+        for task in pending:
+            task.cancel()
+        if pending:
+            _, still_running = await asyncio.wait(pending, timeout=_CLOSE_GRACE)
+            if still_running:
+                logger.error("%d connection handler(s) ignored cancellation", len(still_running))
+
+    async def serve_forever(self) -> None:
+        """Start if needed and serve until :meth:`close` (or cancellation, which closes)."""
+        if self._server is None:
+            await self.start()
+        try:
+            await self._closed.wait()
+        except asyncio.CancelledError:
+            await asyncio.shield(self.close())
+            raise
+
+    async def __aenter__(self) -> WebSocketServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # Introspection
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful after binding port 0); still known after :meth:`close`."""
+        if self._port is None:
+            raise RuntimeError("server not started")
+        return self._port
+
+    @property
+    def host(self) -> str:
+        """The configured host."""
+        return self.config.host
+
+    @property
+    def url(self) -> str:
+        """The endpoint's ``ws://`` URL."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}{self.config.path}"
+
+    @property
+    def connection_count(self) -> int:
+        """Connections whose handler is running."""
+        return len(self._tasks)
+
+    # Handshake
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == HEALTH_PATH:
+            return self._health_response(connection, request)
+        if path != self.config.path:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found\n")
+        # Checked before the token so a hostile page learns nothing about it (CSWSH defence).
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in self.config.allowed_origins:
+            logger.info("rejected a connection from origin %r", origin)
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "Origin not allowed\n")
+        if self._token is not None and not self._authenticated(request.headers):
+            response = connection.respond(
+                http.HTTPStatus.UNAUTHORIZED, "Missing or invalid bearer token\n"
+            )
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        return None
+
+    def _authenticated(self, headers: Headers) -> bool:
+        assert self._token is not None
+        candidates = _bearer_from_authorization(headers) + [
+            entry[len(BEARER_SUBPROTOCOL_PREFIX) :]
+            for entry in _offered_subprotocols(headers)
+            if entry.startswith(BEARER_SUBPROTOCOL_PREFIX)
+        ]
+        # Compare with every candidate (no early exit) so timing says nothing about which matched.
+        matches = [_token_matches(candidate, self._token) for candidate in candidates]
+        return any(matches)
+
+    def _health_response(self, connection: ServerConnection, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            response = connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "Use GET\n")
+            response.headers["Allow"] = "GET, HEAD"
+            return response
+        try:
+            extra = dict(self._health()) if self._health is not None else {}
+            body = orjson.dumps({"status": "ok", **extra})
+            status = http.HTTPStatus.OK
+        except Exception:
+            logger.exception("health callback failed")
+            body = orjson.dumps({"status": "error"})
+            status = http.HTTPStatus.SERVICE_UNAVAILABLE
+        response = connection.respond(status, "")
+        del response.headers["Content-Type"]
+        del response.headers["Content-Length"]
+        response.headers["Content-Type"] = "application/json"
+        response.headers["Content-Length"] = str(len(body))
+        response.headers["Cache-Control"] = "no-store"
+        response.body = b"" if request.method == "HEAD" else body
+        return response
+
+    def _select_subprotocol(
+        self, connection: ServerConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        # A browser fails the handshake unless the server picks one of the protocols it offered,
+        # and a browser can only send the token as a protocol, so echoing that entry is the
+        # fallback. Authentication already happened in process_request.
+        if ACP_SUBPROTOCOL in offered:
+            return Subprotocol(ACP_SUBPROTOCOL)
+        for entry in offered:
+            if entry.startswith(BEARER_SUBPROTOCOL_PREFIX):
+                return entry
+        return None
+
+    def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> None:
+        if response.status_code == http.HTTPStatus.SWITCHING_PROTOCOLS:
+            assert isinstance(connection, _AcpServerConnection)
+            response.headers[CONNECTION_ID_HEADER] = connection.connection_id
+
+    # Connections
+
+    async def _serve_connection(self, connection: ServerConnection) -> None:
+        assert isinstance(connection, _AcpServerConnection)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        transport = WebSocketTransport(connection)
+        info = self._connection_info(connection)
+        logger.debug("connection %s from %s", info.connection_id, info.remote)
+        try:
+            await self._handler(transport, info)
+        except Exception:
+            logger.exception("handler for connection %s failed", info.connection_id)
+            await transport.close(CloseReason.INTERNAL, "internal error")
+        else:
+            # During shutdown the library has already sent 1001 and this is a no-op.
+            await transport.close(CloseReason.GOING_AWAY if self._closing else CloseReason.NORMAL)
+        finally:
+            self._tasks.discard(task)
+
+    @staticmethod
+    def _connection_info(connection: _AcpServerConnection) -> ConnectionInfo:
+        headers = connection.request.headers if connection.request is not None else Headers()
+        subprotocol: str | None = connection.subprotocol
+        if subprotocol is not None and subprotocol.startswith(BEARER_SUBPROTOCOL_PREFIX):
+            # Keep the secret out of anything the handler might log.
+            subprotocol = BEARER_SUBPROTOCOL_PREFIX.rstrip(".")
+        return ConnectionInfo(
+            connection_id=connection.connection_id,
+            remote=_format_remote(connection.remote_address),
+            origin=headers.get("Origin"),
+            user_agent=headers.get("User-Agent"),
+            subprotocol=subprotocol,
+        )
