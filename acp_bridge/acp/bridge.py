@@ -122,14 +122,16 @@ class AcpBridge:
         sessions = list(self._sessions.sessions.values()) if self._sessions else []
         for session in sessions:
             session.cancel()
-        # Let the cancelled turns answer their prompts before the sockets go.
-        waits = [self._turn_done(s) for s in sessions if s.current_turn is not None]
-        if waits:
+        # Let the cancelled turns answer their prompts (and those answers reach the wire) before the
+        # sockets go.
+        if self.connections:
             await asyncio.wait(
-                [asyncio.ensure_future(w) for w in waits], timeout=3 * CANCEL_GRACE_SECONDS
+                [
+                    asyncio.ensure_future(c.finish_prompts(3 * CANCEL_GRACE_SECONDS))
+                    for c in self.connections
+                ],
+                timeout=4 * CANCEL_GRACE_SECONDS,
             )
-        for connection in list(self.connections):
-            await connection.peer.drain_for(1.0)
         try:
             await self.log.aflush()
         except Exception:
@@ -140,8 +142,3 @@ class AcpBridge:
             await self.backend.aclose()
         except Exception:
             logger.exception("backend aclose() failed")
-
-    @staticmethod
-    async def _turn_done(session: Session) -> None:
-        async with session.turn_lock:
-            pass

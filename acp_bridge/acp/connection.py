@@ -74,6 +74,7 @@ class AcpConnection:
         self.client_info: Mapping[str, Any] | None = None
         self.profile = Profile.STRICT
         self._attachments: dict[str, Attachment] = {}
+        self._prompt_handlers: set[asyncio.Task[Any]] = set()
         self._register()
 
     # --- plumbing ----------------------------------------------------------------------------------
@@ -297,12 +298,10 @@ class AcpConnection:
                 if event.session_id != session.session_id:
                     continue  # sanitised topic names can collide; Harn re-filters too
                 for message in translate(event, profile=self.profile, replay=True):
-                    attachment.write_direct(
+                    await attachment.write_replayed(
                         stamp_event_id(message, self.profile, session.session_id, entry.id)
                     )
                 count += 1
-            # Keep the outbox bounded however long the history is.
-            await self.peer.drain()
         return count, last
 
     async def _session_resume(self, params: dict[str, Any], ctx: RequestContext) -> Any:
@@ -423,6 +422,10 @@ class AcpConnection:
         session, attachment = self._attached_session(params)
         prompt = self._check_prompt(params.get("prompt"))
         generation = ctx.arrival if isinstance(ctx.arrival, int) else session.cancel_generation
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._prompt_handlers.add(handler)
+            handler.add_done_callback(self._prompt_handlers.discard)
         turn = asyncio.ensure_future(session.run_turn(self, prompt, attachment, generation))
         try:
             # Shielded: if this connection goes away the turn goes on (decision 0003).
@@ -468,6 +471,12 @@ class AcpConnection:
         )
         if session is not None:
             session.cancel()
+
+    async def finish_prompts(self, timeout: float) -> None:  # noqa: ASYNC109 - bounded by design
+        """Wait (bounded) until every prompt of this connection has been answered and sent."""
+        if self._prompt_handlers:
+            await asyncio.wait(set(self._prompt_handlers), timeout=timeout)
+        await self.peer.drain_for(timeout)
 
     async def close(self, reason: CloseReason = CloseReason.GOING_AWAY) -> None:
         """Close the connection (its sessions live on)."""

@@ -35,6 +35,9 @@ class MessageSink(Protocol):
     def send(self, message: dict[str, Any] | bytes) -> bool:
         """Queue one message; False if the connection is gone."""
 
+    async def send_wait(self, message: dict[str, Any] | bytes) -> bool:
+        """Queue one message, waiting for room (used for replay)."""
+
 
 def stamp_event_id(message: Message, profile: Profile, session_id: str, event_id: int) -> Message:
     """Put the event-log id on a message (in place) the way ``profile`` carries it."""
@@ -119,9 +122,14 @@ class Attachment:
             }
         )
 
-    def write_direct(self, message: Message) -> None:
-        """Write now, ignoring the gate (replayed history goes out before the load response)."""
-        self._write(message)
+    async def write_replayed(self, message: Message) -> None:
+        """Write replayed history now, ignoring the gate (it goes out before the load response).
+
+        Waits for room in the connection's outbox instead of overflowing it: a long history is sent
+        at the pace the client reads it.
+        """
+        checked = self._ensure_tool_call(message)
+        await self.sink.send_wait(encode_message(checked, self.profile))
 
     def open_gate(self) -> None:
         """Release held messages (minus those the replay already covered) and write live from now on."""

@@ -280,6 +280,17 @@ class JsonRpcPeer:
             return False
         return True
 
+    async def send_wait(self, message: Outgoing) -> bool:
+        """Queue one message, waiting while the outbox is full (backpressure for bulk sends).
+
+        For traffic the client asked for, like a ``session/load`` replay, where waiting for the client
+        is right and disconnecting it would be wrong. Returns False if the connection is gone.
+        """
+        if self._closed.is_set():
+            return False
+        await self._outbox.put(message)
+        return True
+
     def notify(self, method: str, params: Any = None) -> bool:
         """Queue a notification."""
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}

@@ -132,8 +132,11 @@ async def test_backend_error_is_a_jsonrpc_error_and_the_session_survives(
 
 
 async def test_prompts_queue_and_cancel_cancels_the_queue(
-    scripted: tuple[BridgeHarness, ScriptedBackend],
+    scripted: tuple[BridgeHarness, ScriptedBackend], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from acp_bridge.acp import sessions
+
+    monkeypatch.setattr(sessions, "CANCEL_GRACE_SECONDS", 0.05)  # the script ignores cancel
     harness, backend = scripted
     started: asyncio.Queue[str] = asyncio.Queue()
     release = asyncio.Event()

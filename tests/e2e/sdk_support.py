@@ -1,0 +1,135 @@
+"""Driving the bridge with the official ACP Python SDK client, with every agent message validated."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from acp import RequestError, connect_to_agent
+from acp.client.connection import ClientSideConnection
+from acp.connection import StreamDirection, StreamEvent
+from acp.schema import (
+    AllowedOutcome,
+    DeniedOutcome,
+    ReadTextFileResponse,
+    RequestPermissionResponse,
+    WriteTextFileResponse,
+)
+from acp.ws import create_websocket_stream
+
+from tests.support.acp_schema import SchemaViolation, acp_schema
+
+
+class WireValidator:
+    """An SDK stream observer: validates every message the agent sends, per method."""
+
+    def __init__(self) -> None:
+        self.methods: dict[Any, str] = {}
+        self.violations: list[str] = []
+        self.incoming: list[dict[str, Any]] = []
+
+    def __call__(self, event: StreamEvent) -> None:
+        message = event.message
+        if event.direction is StreamDirection.OUTGOING:
+            if "method" in message and "id" in message:
+                self.methods[message["id"]] = message["method"]
+            return
+        self.incoming.append(message)
+        method = None if "method" in message else self.methods.get(message.get("id"))
+        try:
+            acp_schema().check_agent_message(message, request_method=method)
+        except SchemaViolation as exc:
+            self.violations.append(str(exc))
+
+
+class RecordingClient:
+    """The client side: records updates, answers permission and file requests.
+
+    A plain class on purpose: subclassing the SDK's ``Client`` protocol would answer unknown methods
+    with ``null`` instead of ``-32601``.
+    """
+
+    def __init__(
+        self, permission: str | None = "allow", files: dict[str, str] | None = None
+    ) -> None:
+        self.permission = permission
+        self.files = files or {}
+        self.updates: list[tuple[str, Any]] = []
+        self.permission_requests: list[Any] = []
+        self.ext: list[tuple[str, dict[str, Any]]] = []
+        self.hold_permission: asyncio.Event | None = None
+        self.permission_asked = asyncio.Event()
+
+    async def request_permission(
+        self, session_id: str, tool_call: Any, options: list[Any], **_: Any
+    ) -> RequestPermissionResponse:
+        self.permission_requests.append(tool_call)
+        self.permission_asked.set()
+        if self.hold_permission is not None:
+            await self.hold_permission.wait()
+        if self.permission is None:
+            return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
+        return RequestPermissionResponse(
+            outcome=AllowedOutcome(outcome="selected", option_id=self.permission)
+        )
+
+    async def session_update(self, session_id: str, update: Any, **_: Any) -> None:
+        self.updates.append((session_id, update))
+
+    async def read_text_file(
+        self,
+        session_id: str,
+        path: str,
+        line: int | None = None,
+        limit: int | None = None,
+        **_: Any,
+    ) -> ReadTextFileResponse:
+        if path not in self.files:
+            raise RequestError.resource_not_found(path)
+        return ReadTextFileResponse(content=self.files[path])
+
+    async def write_text_file(
+        self, session_id: str, path: str, content: str, **_: Any
+    ) -> WriteTextFileResponse:
+        self.files[path] = content
+        return WriteTextFileResponse()
+
+    async def ext_method(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        raise RequestError.method_not_found(method)
+
+    async def ext_notification(self, method: str, params: dict[str, Any]) -> None:
+        self.ext.append((method, params))
+
+    def on_connect(self, conn: Any) -> None:
+        pass
+
+    def kinds(self, session_id: str | None = None) -> list[str]:
+        """The ``sessionUpdate`` discriminators received, in order."""
+        return [
+            u.session_update for sid, u in self.updates if session_id is None or sid == session_id
+        ]
+
+    def text(self, session_id: str) -> str:
+        """The concatenated agent message text of a session."""
+        return "".join(
+            u.content.text
+            for sid, u in self.updates
+            if sid == session_id and u.session_update == "agent_message_chunk"
+        )
+
+
+@asynccontextmanager
+async def sdk_websocket_client(
+    url: str, client: RecordingClient, *, token: str | None = None
+) -> AsyncIterator[tuple[ClientSideConnection, WireValidator]]:
+    """An SDK ``ClientSideConnection`` over the SDK's own WebSocket transport."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    transport = await create_websocket_stream(url, headers=headers)
+    validator = WireValidator()
+    conn = connect_to_agent(client, transport, observers=[validator])  # type: ignore[arg-type]
+    try:
+        yield conn, validator
+    finally:
+        await conn.close()
