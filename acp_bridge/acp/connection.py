@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from acp_bridge._version import __version__
-from acp_bridge.events import EventDecodeError, parse_event
+from acp_bridge.events import EventDecodeError, SessionRuntimeEvent, decode_session_event
 from acp_bridge.events.harn import SessionClosed
 from acp_bridge.rpc.errors import InternalError, InvalidParams, InvalidRequest, ResourceNotFound
 from acp_bridge.rpc.peer import JsonRpcPeer, Reply, RequestContext
 from acp_bridge.rpc.transport import CloseReason, Transport
 from acp_bridge.sinks import agent_events_topic
-from acp_bridge.translate import Profile, harn_capability_block, translate
+from acp_bridge.translate import Message, Profile, harn_capability_block, translate
+from acp_bridge.translate.runtime import RuntimeTranslator, UnmappedRunError
 
 from .delivery import Attachment, stamp_event_id
 
@@ -282,6 +283,7 @@ class AcpConnection:
         log = self.bridge.log
         topic = agent_events_topic(session.session_id)
         count, last = 0, after
+        runtime = RuntimeTranslator(session_id=session.session_id)
         while True:
             entries = log.read_range(topic, after=last, limit=REPLAY_PAGE)
             if not entries:
@@ -291,13 +293,21 @@ class AcpConnection:
                 payload = entry.record.payload
                 raw = payload.get("event") if isinstance(payload, dict) else None
                 try:
-                    event = parse_event(raw if isinstance(raw, dict) else {})
+                    event = decode_session_event(entry.record.kind, raw)
                 except EventDecodeError as exc:
                     logger.warning("skipping undecodable event %d of %s: %s", entry.id, topic, exc)
                     continue
                 if event.session_id != session.session_id:
                     continue  # sanitised topic names can collide; Harn re-filters too
-                for message in translate(event, profile=self.profile, replay=True):
+                messages: list[Message]
+                if isinstance(event, SessionRuntimeEvent):
+                    try:
+                        messages = runtime.translate(event.event, replay=True).messages
+                    except UnmappedRunError:  # pragma: no cover - a default session is set
+                        continue
+                else:
+                    messages = translate(event, profile=self.profile, replay=True)
+                for message in messages:
                     await attachment.write_replayed(
                         stamp_event_id(message, self.profile, session.session_id, entry.id)
                     )

@@ -19,7 +19,7 @@ from acp_bridge.agents.base import (
     PermissionOption,
     PermissionOutcome,
 )
-from acp_bridge.events.harn import AgentEventBase
+from acp_bridge.events.session_event import SessionEvent
 from acp_bridge.rpc.errors import RpcError
 from acp_bridge.rpc.peer import PeerClosed
 
@@ -94,7 +94,7 @@ class BridgeSessionContext:
             return
         await turn.cancelled.wait()
 
-    def emit(self, event: AgentEventBase) -> None:
+    def emit(self, event: SessionEvent) -> None:
         """Report an event through the sink registry."""
         if event.session_id != self.session_id:
             raise ValueError(

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from acp_bridge.events.harn import AgentEventBase
+from acp_bridge.events.session_event import SessionEvent, SessionRuntimeEvent
 from acp_bridge.translate import Message, Profile, encode_message, translate
+from acp_bridge.translate.runtime import RuntimeTranslator, UnmappedRunError
 
 __all__ = ["Attachment", "MessageSink", "SessionFanout", "stamp_event_id"]
 
@@ -147,6 +148,17 @@ class SessionFanout:
 
     session_id: str
     attachments: list[Attachment] = field(default_factory=list)
+    runtime: RuntimeTranslator | None = None
+    """The stateful translator for runtime-dialect events (created on first use)."""
+
+    def _runtime_messages(self, event: SessionRuntimeEvent) -> list[Message]:
+        if self.runtime is None:
+            self.runtime = RuntimeTranslator(session_id=self.session_id)
+        try:
+            return self.runtime.translate(event.event).messages
+        except UnmappedRunError:  # pragma: no cover - a default session is always set
+            logger.warning("dropping runtime event of an unmapped run in %s", self.session_id)
+            return []
 
     def attach(self, attachment: Attachment) -> None:
         """Start delivering to ``attachment``."""
@@ -158,9 +170,13 @@ class SessionFanout:
             self.attachments.remove(attachment)
 
     def publish(
-        self, event: AgentEventBase, event_id: int | None, exclude: Attachment | None = None
+        self, event: SessionEvent, event_id: int | None, exclude: Attachment | None = None
     ) -> None:
         """Translate ``event`` once per profile in use and deliver it to every attachment."""
+        runtime_messages: list[Message] | None = None
+        if isinstance(event, SessionRuntimeEvent):
+            # Translated even with nobody attached: the translator's per-run state must see every event.
+            runtime_messages = self._runtime_messages(event)
         if not self.attachments:
             return
         by_profile: dict[Profile, list[tuple[Message, bytes]]] = {}
@@ -171,7 +187,12 @@ class SessionFanout:
             prepared = by_profile.get(profile)
             if prepared is None:
                 prepared = []
-                for message in translate(event, profile=profile):
+                if runtime_messages is not None:
+                    translated = copy.deepcopy(runtime_messages)
+                else:
+                    assert not isinstance(event, SessionRuntimeEvent)
+                    translated = translate(event, profile=profile)
+                for message in translated:
                     if event_id is not None:
                         stamp_event_id(message, profile, self.session_id, event_id)
                     prepared.append((message, encode_message(message, profile)))

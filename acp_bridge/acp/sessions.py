@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from acp_bridge.agents.base import AgentBackend, StopReason
 from acp_bridge.eventlog import EventLog, LogRecord
-from acp_bridge.events.harn import AgentEventBase, UserMessage
+from acp_bridge.events.harn import UserMessage
+from acp_bridge.events.session_event import SessionEvent
 from acp_bridge.sinks import EventLogSink, SinkRegistry
 
 from .delivery import Attachment, SessionFanout
@@ -84,7 +85,7 @@ class AcpSessionSink:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def handle_event(self, event: AgentEventBase) -> None:
+    def handle_event(self, event: SessionEvent) -> None:
         """Forward ``event`` with its event-log id."""
         session = self.session
         event_id = session.event_sink.last_event_id()

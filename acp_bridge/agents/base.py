@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from acp_bridge.events.harn import AgentEventBase
+from acp_bridge.events.session_event import SessionEvent
 
 __all__ = [
     "AgentBackend",
@@ -156,8 +156,11 @@ class SessionContext(Protocol):
     async def wait_cancelled(self) -> None:
         """Return when the current turn is cancelled."""
 
-    def emit(self, event: AgentEventBase) -> None:
-        """Report an agent event: persisted, translated and forwarded to the session's clients."""
+    def emit(self, event: SessionEvent) -> None:
+        """Report an agent event: persisted, translated and forwarded to the session's clients.
+
+        A Harn event, or a runtime-dialect event wrapped in a ``SessionRuntimeEvent``.
+        """
 
     async def request_permission(
         self,

@@ -13,6 +13,7 @@ from .harn import (
     parse_event,
     parse_record,
 )
+from .session_event import SessionEvent, SessionRuntimeEvent, decode_session_event
 
 __all__ = [
     "EVENT_TYPES",
@@ -21,7 +22,10 @@ __all__ = [
     "EventDecodeError",
     "HarnEvent",
     "PersistedAgentEvent",
+    "SessionEvent",
+    "SessionRuntimeEvent",
     "UnknownAgentEvent",
+    "decode_session_event",
     "dump_event",
     "dump_record",
     "parse_event",

@@ -18,7 +18,7 @@ import time
 import orjson
 
 from acp_bridge.eventlog import EventLog, LogRecord, sanitize_topic_component
-from acp_bridge.events.harn import AgentEventBase
+from acp_bridge.events.session_event import SessionEvent
 
 __all__ = ["AGENT_EVENTS_TOPIC_PREFIX", "EventLogSink", "agent_events_topic"]
 
@@ -47,7 +47,7 @@ class EventLogSink:
         self._session_json = orjson.dumps(session_id)
         self._last = threading.local()
 
-    def handle_event(self, event: AgentEventBase) -> None:
+    def handle_event(self, event: SessionEvent) -> None:
         """Append ``event`` and remember its id for the calling thread."""
         now = time.time_ns() // 1_000_000
         # The payload is built as JSON bytes around the event's own serde encoding, so each event

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from acp_bridge.events.harn import AgentEventBase
+from acp_bridge.events.session_event import SessionEvent
 
 __all__ = ["DEFAULT_ROTATE_BYTES", "JsonlEventSink", "rotated_path"]
 
@@ -71,7 +71,7 @@ class JsonlEventSink:
         """The file currently being written."""
         return rotated_path(self.path, self._rotation)
 
-    def handle_event(self, event: AgentEventBase) -> None:
+    def handle_event(self, event: SessionEvent) -> None:
         """Append one envelope line for ``event``."""
         body = event.to_json()
         with self._lock:

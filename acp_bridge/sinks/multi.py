@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from acp_bridge.events.harn import AgentEventBase
+from acp_bridge.events.session_event import SessionEvent
 
 from .registry import AgentEventSink, call_sink
 
@@ -34,7 +34,7 @@ class MultiSink:
         """True when no sink has been pushed."""
         return not self._sinks
 
-    def handle_event(self, event: AgentEventBase) -> None:
+    def handle_event(self, event: SessionEvent) -> None:
         """Deliver ``event`` to every sink, in order."""
         for sink in self._sinks:
             call_sink(sink, event)

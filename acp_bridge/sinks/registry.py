@@ -14,7 +14,8 @@ import logging
 import threading
 from typing import Protocol, runtime_checkable
 
-from acp_bridge.events.harn import AgentEventBase, PersistedAgentEvent
+from acp_bridge.events.harn import PersistedAgentEvent
+from acp_bridge.events.session_event import SessionEvent
 
 __all__ = [
     "AgentEventSink",
@@ -36,11 +37,11 @@ logger = logging.getLogger(__name__)
 class AgentEventSink(Protocol):
     """Anything that consumes agent events. ``handle_event`` must not block for long."""
 
-    def handle_event(self, event: AgentEventBase) -> None:
-        """Consume one event."""
+    def handle_event(self, event: SessionEvent) -> None:
+        """Consume one event (a Harn event, or a runtime event bound to a session)."""
 
 
-def call_sink(sink: AgentEventSink, event: AgentEventBase) -> None:
+def call_sink(sink: AgentEventSink, event: SessionEvent) -> None:
     """Call one sink, logging (never propagating) its exception."""
     try:
         sink.handle_event(event)
@@ -101,7 +102,7 @@ class SinkRegistry:
         """A snapshot of the session's sinks, in registration order."""
         return self._sinks.get(session_id, ())
 
-    def emit_event(self, event: AgentEventBase | PersistedAgentEvent) -> None:
+    def emit_event(self, event: SessionEvent | PersistedAgentEvent) -> None:
         """Deliver ``event`` to its session's sinks, in registration order.
 
         A persisted envelope is accepted and unwrapped. A sink's exception is logged and does not stop
@@ -137,7 +138,7 @@ def reset_all_sinks() -> None:
     default_registry.reset_all_sinks()
 
 
-def emit_event(event: AgentEventBase | PersistedAgentEvent) -> None:
+def emit_event(event: SessionEvent | PersistedAgentEvent) -> None:
     """Deliver ``event`` through the default registry."""
     default_registry.emit_event(event)
 
