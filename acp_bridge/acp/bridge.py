@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from acp_bridge._version import __version__
-from acp_bridge.agents.base import AgentBackend
+from acp_bridge.agents.base import AgentBackend, SessionContext
 from acp_bridge.eventlog import EventLog
 from acp_bridge.rpc.transport import CloseReason, Transport
-from acp_bridge.sinks import SinkRegistry, default_registry
+from acp_bridge.sinks import SinkRegistry, agent_events_topic, default_registry
 from acp_bridge.translate import Profile
 
 from .connection import AcpConnection
@@ -70,6 +70,30 @@ class AcpBridge:
                 context_factory=BridgeSessionContext,
             )
         return self._sessions
+
+    async def start(self) -> None:
+        """Start the backend (it may open sessions of its own through the bridge, e.g. ``tail``)."""
+        _ = self.sessions
+        await self.backend.start(self)
+
+    # --- BackendHost -------------------------------------------------------------------------------
+
+    def open_session(
+        self, session_id: str, *, cwd: str, title: str | None = None
+    ) -> SessionContext:
+        """Create or restore a session on the backend's behalf (no client involved)."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            if session_id in self.sessions.index:
+                raise ValueError(f"session {session_id!r} was closed")
+            session = self.sessions.create(cwd, session_id=session_id, title=title)
+        return session.context
+
+    def logged_event_count(self, session_id: str) -> int:
+        """How many events of the session the log holds."""
+        return self.log.latest(agent_events_topic(session_id)) or 0
+
+    # --- connections ---------------------------------------------------------------------------------
 
     def resolve_profile(self, client_capabilities: Mapping[str, Any]) -> Profile:
         """The profile for a client: the configured one, or for ``auto`` harn iff it advertises Harn."""

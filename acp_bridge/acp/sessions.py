@@ -309,10 +309,12 @@ class SessionManager:
         self.registry.register_sink(record.session_id, session.acp_sink)
         return session
 
-    def create(self, cwd: str) -> Session:
+    def create(
+        self, cwd: str, *, session_id: str | None = None, title: str | None = None
+    ) -> Session:
         """A new session (registered, persisted; the backend is told by the caller)."""
         now = _now_iso()
-        record = SessionRecord(uuid.uuid4().hex, cwd, now, now)
+        record = SessionRecord(session_id or uuid.uuid4().hex, cwd, now, now, title)
         self.index[record.session_id] = record
         self._persist("session_created", record)
         return self._activate(record)

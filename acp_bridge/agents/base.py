@@ -20,6 +20,7 @@ from acp_bridge.events.session_event import SessionEvent
 __all__ = [
     "AgentBackend",
     "BackendError",
+    "BackendHost",
     "BaseBackend",
     "CapabilityNotAdvertised",
     "ClientRequestFailed",
@@ -186,6 +187,23 @@ class SessionContext(Protocol):
 
 
 @runtime_checkable
+class BackendHost(Protocol):
+    """What the bridge offers a backend outside of any client request (see :meth:`AgentBackend.start`)."""
+
+    def open_session(
+        self, session_id: str, *, cwd: str, title: str | None = None
+    ) -> SessionContext:
+        """Create (or restore) the session ``session_id`` without a client, and return its context.
+
+        The session is persisted and listed like any other; clients can load, resume and follow it.
+        Events emitted through the context are logged and forwarded as usual.
+        """
+
+    def logged_event_count(self, session_id: str) -> int:
+        """How many events of the session the event log already holds (0 for a new session)."""
+
+
+@runtime_checkable
 class AgentBackend(Protocol):
     """An agent runtime behind the bridge."""
 
@@ -193,6 +211,9 @@ class AgentBackend(Protocol):
     """Short name, shown in ``agentInfo``."""
 
     prompt_capabilities: PromptCapabilities
+
+    async def start(self, host: BackendHost) -> None:
+        """The bridge is starting (called once, before any connection is served)."""
 
     async def new_session(self, ctx: SessionContext) -> None:
         """A session was created; events emitted here reach the client after the response."""
@@ -239,6 +260,9 @@ class BaseBackend:
 
     name: str = "agent"
     prompt_capabilities: PromptCapabilities = field(default_factory=PromptCapabilities)
+
+    async def start(self, host: BackendHost) -> None:
+        """Nothing to start by default."""
 
     async def new_session(self, ctx: SessionContext) -> None:
         """Nothing to set up by default."""

@@ -49,7 +49,7 @@ from acp_bridge.events.harn_types import (
     ToolKind,
 )
 
-__all__ = ["DemoBackend"]
+__all__ = ["DemoBackend", "create_backend"]
 
 PROVIDER: Final = "demo"
 MODEL: Final = "scripted-1"
@@ -625,3 +625,10 @@ class DemoBackend(BaseBackend):
             sentence = f"The edit was not allowed, so {shown} stays as it is."
         await turn.step(update)
         return sentence
+
+
+def create_backend(arg: str | None, options: object = None) -> DemoBackend:
+    """``--agent demo`` (takes no argument)."""
+    if arg:
+        raise ValueError("the demo agent takes no argument")
+    return DemoBackend()

@@ -9,7 +9,7 @@ import os
 import sys
 
 from acp_bridge._version import __version__
-from acp_bridge.agents.registry import available_backends, create_backend
+from acp_bridge.agents.registry import BackendOptions, available_backends, create_backend
 from acp_bridge.translate import Profile
 
 __all__ = ["add_parser", "run_serve"]
@@ -36,6 +36,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="demo",
         metavar="NAME[:ARG]",
         help="the backend: " + ", ".join(available_backends().values()),
+    )
+    parser.add_argument(
+        "--dialect",
+        choices=["harn", "runtime"],
+        default="harn",
+        help="exec: the event vocabulary the child writes (default harn)",
+    )
+    parser.add_argument(
+        "--replay-speed",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="replay: 0 = as fast as possible (default), 1 = recorded spacing, 2 = twice as fast",
     )
     parser.add_argument(
         "--event-log",
@@ -97,7 +110,9 @@ async def _serve(args: argparse.Namespace) -> int:
     from acp_bridge.server.app import BridgeServer, ServerOptions, serve_stdio
     from acp_bridge.server.websocket import InsecureBindError
 
-    backend = create_backend(args.agent)
+    backend = create_backend(
+        args.agent, BackendOptions(dialect=args.dialect, replay_speed=args.replay_speed)
+    )
     options = ServerOptions(
         host=args.host,
         port=args.port,

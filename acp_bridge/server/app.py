@@ -103,8 +103,9 @@ class BridgeServer:
         return self.websocket.url
 
     async def start(self) -> None:
-        """Bind and start accepting connections."""
+        """Start the backend, then bind and start accepting connections."""
         try:
+            await self.bridge.start()
             await self.websocket.start()
         except BaseException:
             if self._owns_log:
@@ -182,6 +183,7 @@ async def serve_stdio(backend: AgentBackend, options: ServerOptions | None = Non
         log,
         config=BridgeConfig(profile=options.profile, outbox_limit=options.outbox_limit),
     )
+    await bridge.start()
     transport = await open_stdio_transport(max_message_bytes=options.max_message_bytes)
     connection = asyncio.create_task(bridge.handle_connection(transport))
     stop = asyncio.Event()
