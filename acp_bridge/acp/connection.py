@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, Final
 from acp_bridge._version import __version__
 from acp_bridge.events import EventDecodeError, SessionRuntimeEvent, decode_session_event
 from acp_bridge.events.harn import SessionClosed
-from acp_bridge.rpc.errors import InternalError, InvalidParams, InvalidRequest, ResourceNotFound
+from acp_bridge.agents.base import BackendError
+from acp_bridge.rpc.errors import (
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    ResourceNotFound,
+    RpcError,
+)
 from acp_bridge.rpc.peer import JsonRpcPeer, Reply, RequestContext
 from acp_bridge.rpc.transport import CloseReason, Transport
 from acp_bridge.sinks import agent_events_topic
@@ -444,6 +451,17 @@ class AcpConnection:
             if ctx.cancelled_by_peer:
                 session.cancel()  # $/cancel_request on a prompt cancels the turn
             raise
+        except BackendError as exc:
+            await self._durability_barrier()
+            if exc.rpc_code != InternalError.code:
+                raise RpcError(
+                    str(exc), data={"sessionId": session.session_id}, code=exc.rpc_code
+                ) from None
+            logger.info("turn of session %s failed: %s", session.session_id, exc)
+            raise InternalError(
+                f"the agent failed: {exc}",
+                data={"detail": f"{type(exc).__name__}: {exc}", "sessionId": session.session_id},
+            ) from None
         except Exception as exc:
             await self._durability_barrier()
             logger.info("turn of session %s failed: %s", session.session_id, exc, exc_info=True)

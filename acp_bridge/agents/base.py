@@ -28,6 +28,7 @@ __all__ = [
     "PermissionOption",
     "PermissionOutcome",
     "PromptCapabilities",
+    "SessionReadOnly",
     "SessionContext",
     "SessionMode",
     "SlashCommand",
@@ -46,7 +47,19 @@ class StopReason(enum.StrEnum):
 
 
 class BackendError(Exception):
-    """The backend could not run the turn; the prompt is answered with a JSON-RPC error."""
+    """The backend could not run the turn; the prompt is answered with a JSON-RPC error.
+
+    ``rpc_code`` is the JSON-RPC error code the client gets (internal error unless a subclass says
+    otherwise); the message is sent as the error's message.
+    """
+
+    rpc_code: int = -32603
+
+
+class SessionReadOnly(BackendError):
+    """The session only mirrors an agent (e.g. ``tail``): it cannot be prompted."""
+
+    rpc_code = -32600
 
 
 class CapabilityNotAdvertised(BackendError):

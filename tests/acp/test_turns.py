@@ -470,3 +470,24 @@ async def test_cancel_applies_to_prompts_read_before_it_not_after(
             assert await blocker == {"stopReason": "cancelled"}
     assert before["result"] == {"stopReason": "cancelled"}
     assert after["result"] == {"stopReason": "end_turn"}
+
+
+async def test_backend_errors_keep_their_rpc_code(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    from acp_bridge.agents.base import SessionReadOnly
+
+    harness, backend = scripted
+
+    async def read_only(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        raise SessionReadOnly("this session mirrors a runtime's event log and cannot be prompted")
+
+    backend.script = read_only
+    async with harness.client() as client:
+        await client.initialize()
+        sid = await client.new_session()
+        response = await client.request(
+            "session/prompt", {"sessionId": sid, "prompt": [{"type": "text", "text": "x"}]}
+        )
+    assert response["error"]["code"] == -32600
+    assert "cannot be prompted" in response["error"]["message"]
