@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from acp_bridge._version import __version__
+from acp_bridge.agents.base import BackendError
 from acp_bridge.events import EventDecodeError, SessionRuntimeEvent, decode_session_event
 from acp_bridge.events.harn import SessionClosed
-from acp_bridge.agents.base import BackendError
 from acp_bridge.rpc.errors import (
     InternalError,
     InvalidParams,

@@ -28,9 +28,9 @@ __all__ = [
     "PermissionOption",
     "PermissionOutcome",
     "PromptCapabilities",
-    "SessionReadOnly",
     "SessionContext",
     "SessionMode",
+    "SessionReadOnly",
     "SlashCommand",
     "StopReason",
 ]
