@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
+import orjson
 from pydantic import ValidationError
 
-__all__ = ["EventDecodeError", "decode_error_from_validation"]
+__all__ = ["EventDecodeError", "JsonInput", "decode_error_from_validation", "load_json_object"]
+
+JsonInput: TypeAlias = bytes | bytearray | memoryview | str | dict[str, Any]
+"""What the decoders accept: one JSON document, or an already decoded object."""
 
 
 class EventDecodeError(ValueError):
@@ -18,6 +24,19 @@ class EventDecodeError(ValueError):
         super().__init__(message)
         self.event_type = event_type
         self.field = field
+
+
+def load_json_object(data: JsonInput, what: str = "an event") -> dict[str, Any]:
+    """Decode ``data`` into a JSON object, or raise :class:`EventDecodeError` saying why not."""
+    if isinstance(data, dict):
+        return data
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise EventDecodeError(f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise EventDecodeError(f"{what} must be a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 def decode_error_from_validation(event_type: str, exc: ValidationError) -> EventDecodeError:

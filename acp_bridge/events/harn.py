@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
-import orjson
 from pydantic import ConfigDict, Field, SerializeAsAny, ValidationError
 
 from ._serde import (
@@ -36,7 +35,7 @@ from ._serde import (
     skip_if_null,
     skip_if_zero,
 )
-from .errors import EventDecodeError, decode_error_from_validation
+from .errors import EventDecodeError, JsonInput, decode_error_from_validation, load_json_object
 from .harn_types import (
     CompositionChildCallRecord,
     CompositionChildResultRecord,
@@ -1014,18 +1013,6 @@ class PersistedAgentEvent(SerdeModel):
 _ENVELOPE_KEYS = ("index", "emitted_at_ms", "frame_depth")
 
 
-def _load(data: bytes | bytearray | memoryview | str | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(data, dict):
-        return data
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise EventDecodeError(f"not valid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise EventDecodeError(f"an event must be a JSON object, got {type(obj).__name__}")
-    return obj
-
-
 def _decode_event(obj: dict[str, Any]) -> AgentEventBase:
     tag = obj.get("type")
     if not isinstance(tag, str):
@@ -1040,10 +1027,10 @@ def _decode_event(obj: dict[str, Any]) -> AgentEventBase:
 
 
 def parse_record(
-    data: bytes | bytearray | memoryview | str | dict[str, Any],
+    data: JsonInput,
 ) -> AgentEventBase | PersistedAgentEvent:
     """Decode one JSON object as a bare event or a persisted envelope, keeping the envelope."""
-    obj = _load(data)
+    obj = load_json_object(data)
     if "index" not in obj or "emitted_at_ms" not in obj:
         return _decode_event(obj)
     fields = dict(obj)
@@ -1055,7 +1042,7 @@ def parse_record(
         raise decode_error_from_validation("persisted envelope", exc) from None
 
 
-def parse_event(data: bytes | bytearray | memoryview | str | dict[str, Any]) -> AgentEventBase:
+def parse_event(data: JsonInput) -> AgentEventBase:
     """Decode one Harn event; a persisted envelope is accepted and unwrapped."""
     record = parse_record(data)
     return record.event if isinstance(record, PersistedAgentEvent) else record

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeAlias, cast
 
-import orjson
 import pydantic_core
 from pydantic import (
     AfterValidator,
@@ -51,7 +50,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from ._serde import U32, U64, Json, SerdeModel, Str
-from .errors import EventDecodeError, decode_error_from_validation
+from .errors import EventDecodeError, JsonInput, decode_error_from_validation, load_json_object
 
 __all__ = [
     "FINISH_REASONS",
@@ -611,19 +610,7 @@ AnyRuntimeEvent: TypeAlias = RuntimeEvent | UnknownRuntimeEvent
 
 # --- decoding ----------------------------------------------------------------------------------
 
-_Input: TypeAlias = bytes | bytearray | memoryview | str | dict[str, Any]
-
-
-def _load(data: _Input) -> dict[str, Any]:
-    if isinstance(data, dict):
-        return data
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise EventDecodeError(f"not valid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise EventDecodeError(f"a runtime event must be a JSON object, got {type(obj).__name__}")
-    return obj
+_Input: TypeAlias = JsonInput
 
 
 def _decode_event(obj: dict[str, Any]) -> AnyRuntimeEvent:
@@ -718,7 +705,7 @@ def parse_runtime_record(data: _Input) -> RuntimeEventEnvelope | AnyRuntimeEvent
 
     An object with more than one key that has an ``"event"`` key is taken as an envelope.
     """
-    obj = _load(data)
+    obj = load_json_object(data, "a runtime event")
     if len(obj) <= 1 or "event" not in obj:
         return _decode_event(obj)
     raw_event = obj["event"]
