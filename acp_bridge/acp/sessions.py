@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from acp_bridge.agents.base import AgentBackend, StopReason
+from acp_bridge.agents.base import AgentBackend, SessionReadOnly, StopReason
 from acp_bridge.eventlog import EventLog, LogRecord
 from acp_bridge.events.harn import UserMessage
 from acp_bridge.events.session_event import SessionEvent
@@ -152,6 +152,11 @@ class Session:
         """
         if generation is None:
             generation = self.cancel_generation
+        read_only = getattr(self.manager.backend, "read_only_reason", None)
+        reason = read_only(self.context) if read_only is not None else None
+        if reason:
+            # Refused before anything is recorded: the session's history only holds what happened.
+            raise SessionReadOnly(reason)
         async with self.turn_lock:
             if self.cancel_generation != generation:
                 return StopReason.CANCELLED

@@ -290,6 +290,14 @@ class BaseBackend:
     async def cancel(self, ctx: SessionContext) -> None:
         """Rely on ``ctx.cancelled`` by default."""
 
+    def read_only_reason(self, ctx: SessionContext) -> str | None:
+        """Why the session cannot be prompted, or ``None`` (the default) if it can.
+
+        An optional hook (the bridge uses it when a backend has it): a read-only session's prompt is
+        refused with :class:`SessionReadOnly` before anything is recorded in its history.
+        """
+        return None
+
     async def close_session(self, ctx: SessionContext) -> None:
         """Nothing to free by default."""
 

@@ -75,6 +75,8 @@ _SELECT_EVENTS = (
 )
 
 _MAX_BATCH = 8_192
+_BATCH_TARGET = 256  # a batch this big is committed without waiting for more
+DEFAULT_COMMIT_WINDOW = 0.002
 """Most entries per transaction: large enough to amortise a commit, small enough to keep each
 transaction, and the lock hold that settles it, short."""
 
@@ -100,6 +102,10 @@ class SqliteEventLog:
             ``append`` blocks until the writer catches up, which bounds memory.
         live_queue_size: how many entries a subscriber may fall behind before it catches up
             from the log instead of from its live buffer.
+        commit_window: how long (seconds) the writer lets a small batch grow before committing it,
+            unless a flush is waiting. A trickle of appends (one event per loop turn, as a paced agent
+            produces) then costs one commit per window instead of one per append; a flush never waits
+            for the window.
 
     Raises:
         EventLogError: if the file can't be opened or holds something else than an event log.
@@ -112,6 +118,7 @@ class SqliteEventLog:
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         max_pending: int = 65_536,
         live_queue_size: int = DEFAULT_LIVE_QUEUE_SIZE,
+        commit_window: float = DEFAULT_COMMIT_WINDOW,
     ) -> None:
         self._path = os.fspath(path)
         if self._path in ("", ":memory:"):
@@ -121,7 +128,10 @@ class SqliteEventLog:
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        if commit_window < 0:
+            raise ValueError(f"commit_window must be >= 0, got {commit_window}")
         self._max_pending = max_pending
+        self._commit_window = commit_window
         self._hub = LiveHub(live_queue_size)
 
         writer_conn, reader_conn, heads = self._open(synchronous_setting)
@@ -143,6 +153,7 @@ class SqliteEventLog:
         self._appended_count = 0
         self._committed_count = 0
         self._async_flushes: deque[_AsyncFlush] = deque()  # ascending targets
+        self._sync_flushers = 0  # threads blocked in flush()
         self._failure: BaseException | None = None
         self._writer_idle = False
         self._closed = False
@@ -263,6 +274,8 @@ class SqliteEventLog:
             if self._writer_idle:
                 self._writer_idle = False
                 self._work.notify()
+            elif len(self._queue) == _BATCH_TARGET:
+                self._work.notify()  # end a commit window early: the batch is big enough
         return entry.id
 
     def _run(self, conn: sqlite3.Connection) -> None:
@@ -276,6 +289,14 @@ class SqliteEventLog:
                     self._writer_idle = False
                     if not self._queue:
                         return
+                    if (
+                        len(self._queue) < _BATCH_TARGET
+                        and self._commit_window
+                        and not self._closed
+                        and not self._flush_waiting()
+                    ):
+                        # Let a small batch grow; flush() and close() wake us early.
+                        self._work.wait(self._commit_window)
                     if len(self._queue) <= _MAX_BATCH:
                         queued, self._queue = self._queue, []
                     else:
@@ -323,12 +344,20 @@ class SqliteEventLog:
         for _, loop, future in done:
             resolve_threadsafe(loop, future)
 
+    def _flush_waiting(self) -> bool:
+        return bool(self._sync_flushers or self._async_flushes)
+
     def flush(self) -> None:
         """Block until everything appended so far is committed; see :meth:`EventLog.flush`."""
         with self._lock:
             target = self._appended_count
-            while self._committed_count < target and self._failure is None:
-                self._progress.wait()
+            self._sync_flushers += 1
+            self._work.notify()  # cut a commit window short
+            try:
+                while self._committed_count < target and self._failure is None:
+                    self._progress.wait()
+            finally:
+                self._sync_flushers -= 1
             self._raise_if_failed()
 
     async def aflush(self) -> None:
@@ -341,6 +370,7 @@ class SqliteEventLog:
             loop = asyncio.get_running_loop()
             future = loop.create_future()
             self._async_flushes.append((target, loop, future))
+            self._work.notify()  # cut a commit window short
         await future
         with self._lock:
             self._raise_if_failed()

@@ -94,6 +94,15 @@ NotificationHandler = Callable[[dict[str, Any]], Awaitable[None]]
 """A notification handler; it runs in the receive loop, so it must not wait for long."""
 
 
+_MAX_WRITE_BATCH: Final = 256
+_MAX_WRITE_BYTES: Final = 256 * 1024
+
+
+def _frame_size(message: Outgoing) -> int:
+    # Dicts are rare on the hot path (responses); count them as small.
+    return len(message) if isinstance(message, bytes) else 256
+
+
 def _identity(value: Any) -> Any:
     return value
 
@@ -333,16 +342,30 @@ class JsonRpcPeer:
             self._pending.pop(request_id, None)
 
     async def _write_loop(self) -> None:
+        send_many = getattr(self.transport, "send_many", None)
+        outbox = self._outbox
         while True:
-            message = await self._outbox.get()
+            batch = [await outbox.get()]
+            # Whatever queued up meanwhile goes out in one write when the transport can batch.
+            size = _frame_size(batch[0])
+            while send_many is not None and not outbox.empty() and len(batch) < _MAX_WRITE_BATCH:
+                if size >= _MAX_WRITE_BYTES:
+                    break
+                message = outbox.get_nowait()
+                batch.append(message)
+                size += _frame_size(message)
             try:
-                await self.transport.send(message)
+                if len(batch) > 1 and send_many is not None:
+                    await send_many(batch)
+                else:
+                    await self.transport.send(batch[0])
             except Exception as exc:
                 # The connection is gone; the receive side will see the end of stream.
                 logger.debug("%s: send failed: %s", self.name, exc)
                 self._closed.set()
             finally:
-                self._outbox.task_done()
+                for _ in batch:
+                    outbox.task_done()
 
     # --- inbound -----------------------------------------------------------------------------------
 

@@ -6,6 +6,9 @@ Python values. What it receives is one of: a decoded JSON value (normally a ``di
 of stream. What it sends is a ``dict`` (encoded by the transport) or ``bytes`` that are already one
 encoded JSON message — the ACP layer pre-encodes session updates once and fans the same bytes out to
 every attached connection.
+
+A transport may also offer ``send_many(messages)``, sending a batch with one write (same frames, fewer
+system calls); the peer uses it when present.
 """
 
 from __future__ import annotations

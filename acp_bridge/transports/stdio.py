@@ -185,6 +185,15 @@ class NdjsonTransport:
             self._writer.write(data)
             await self._writer.drain()
 
+    async def send_many(self, messages: list[Outgoing]) -> None:
+        """Write several messages, one line each, with one write."""
+        if self.closed:
+            raise ConnectionError("transport is closed")
+        data = b"".join(_encode_line(message) for message in messages)
+        async with self._send_lock:
+            self._writer.write(data)
+            await self._writer.drain()
+
     async def close(self, reason: CloseReason = CloseReason.NORMAL, detail: str = "") -> None:
         """Close both directions; ``reason`` has no wire form on stdio. Idempotent."""
         if self.closed:

@@ -15,6 +15,7 @@ import orjson
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
+from websockets.protocol import State
 
 from acp_bridge.rpc.transport import CloseReason, Malformed, Outgoing
 
@@ -98,6 +99,31 @@ class WebSocketTransport:
             async with self._send_lock:
                 # text=True: the bytes go out as a text frame without a decode/encode round trip.
                 await self._connection.send(data, text=True)
+        except ConnectionClosed as exc:
+            raise ConnectionError(f"WebSocket connection is closed ({exc})") from exc
+
+    async def send_many(self, messages: list[Outgoing]) -> None:
+        """Send several messages, one text frame each, in one socket write.
+
+        A write per frame costs a system call each; a bridge streaming agent events spends most of its
+        time there. This frames every message with the connection's sans-I/O protocol inside its own
+        ``send_context`` (which checks the state, then drains with backpressure), and hands the frames
+        to the socket joined, so the peer sees exactly the frames ``send`` would have produced.
+        """
+        connection = self._connection
+        frames = [m if isinstance(m, bytes) else orjson.dumps(m) for m in messages]
+        try:
+            async with self._send_lock:
+                if connection.protocol.state is not State.OPEN:
+                    for frame in frames:  # let send() raise the usual way
+                        await connection.send(frame, text=True)
+                    return
+                async with connection.send_context():
+                    for frame in frames:
+                        connection.protocol.send_text(frame)
+                    # send_context would write each frame separately on exit; one write instead.
+                    pending = connection.protocol.data_to_send()
+                    connection.transport.write(b"".join(pending))
         except ConnectionClosed as exc:
             raise ConnectionError(f"WebSocket connection is closed ({exc})") from exc
 

@@ -491,3 +491,21 @@ async def test_backend_errors_keep_their_rpc_code(
         )
     assert response["error"]["code"] == -32600
     assert "cannot be prompted" in response["error"]["message"]
+
+
+async def test_read_only_sessions_refuse_prompts_without_recording_them(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    from acp_bridge.sinks import agent_events_topic
+
+    harness, backend = scripted
+    backend.read_only_reason = lambda ctx: "this session mirrors a runtime and is read-only"  # type: ignore[method-assign]
+    async with harness.client() as client:
+        await client.initialize()
+        sid = await client.new_session()
+        response = await client.request(
+            "session/prompt", {"sessionId": sid, "prompt": [{"type": "text", "text": "x"}]}
+        )
+    assert response["error"]["code"] == -32600
+    assert "read-only" in response["error"]["message"]
+    assert harness.bridge.log.read_range(agent_events_topic(sid)) == []

@@ -374,3 +374,29 @@ def test_repr_and_path(db: Path) -> None:
     assert repr(log) == f"<SqliteEventLog {str(db)!r}>"
     log.close()
     assert repr(log).endswith(" closed>")
+
+
+def test_a_trickle_of_appends_is_committed_in_few_transactions(db: Path) -> None:
+    batches: list[int] = []
+    log = SqliteEventLog(db, commit_window=0.05)
+    log._before_write = lambda batch: batches.append(len(batch))
+    try:
+        for i in range(20):
+            log.append("t", rec(i))
+        log.flush()  # a flush cuts the window short instead of waiting it out
+        assert sum(batches) == 20
+        assert len(batches) <= 3
+    finally:
+        log.close()
+
+
+def test_commit_window_zero_commits_as_soon_as_possible(db: Path) -> None:
+    log = SqliteEventLog(db, commit_window=0)
+    try:
+        log.append("t", rec(0))
+        log.flush()
+        assert log.read_range("t")[0].id == 1
+    finally:
+        log.close()
+    with pytest.raises(ValueError, match="commit_window"):
+        SqliteEventLog(db, commit_window=-1)
