@@ -59,7 +59,7 @@ def harn_capability_block(profile: Profile | str) -> dict[str, Any]:
         "schemaCompatibility": ACP_SCHEMA_COMPATIBILITY,
         "sessionUpdateExtensions": session_update_extensions(profile),
         "toolLifecycleExtensionFields": list(TOOL_LIFECYCLE_EXTENSION_FIELDS),
-        "contentExtensionFields": list(CONTENT_EXTENSION_FIELDS),
+        "contentExtensionFields": list(CONTENT_EXTENSION_FIELDS) if profile is Profile.HARN else [],
         "extensionMethods": {
             HARN_AGENT_EVENT_METHOD: {
                 "description": "Agent-loop events that have no canonical ACP session/update mapping.",

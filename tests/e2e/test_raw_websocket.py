@@ -91,11 +91,7 @@ async def test_exact_frames_of_a_short_turn(server: BridgeServer) -> None:
                 "sessionId": sid,
                 "update": {
                     "sessionUpdate": "agent_message_chunk",
-                    "content": {
-                        "type": "text",
-                        "text": "hello",
-                        "_meta": {"harn": {"visible_text": "hello", "visible_delta": "hello"}},
-                    },
+                    "content": {"type": "text", "text": "hello"},
                 },
                 "_meta": {"harn": {"eventId": 2}},
             },

@@ -135,3 +135,11 @@ def test_tool_lifecycle_fields_match_the_advertised_list() -> None:
 def test_translate_rejects_auto_profile() -> None:
     with pytest.raises(ValueError, match="concrete profile"):
         translate(parse_event(CASES[0].input[0]), profile=Profile.AUTO)
+
+
+def test_content_extension_fields_are_advertised_only_where_emitted() -> None:
+    chunk = parse_event({"type": "agent_message_chunk", "session_id": "s", "content": "hi"})
+    for profile in (Profile.HARN, Profile.STRICT):
+        [message] = translate(chunk, profile=profile)
+        emitted = set(message["params"]["update"]["content"].get("_meta", {}).get("harn", {}))
+        assert emitted == set(harn_capability_block(profile)["contentExtensionFields"])
