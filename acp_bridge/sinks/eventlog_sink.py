@@ -44,7 +44,8 @@ class EventLogSink:
         self.topic = agent_events_topic(session_id)
         self.append_errors = 0
         self._headers = {"session_id": session_id}
-        self._session_json = orjson.dumps(session_id)
+        # A copy: orjson over-allocates the buffers it returns (>= 4 KiB), and this one lives long.
+        self._session_json = bytes(memoryview(orjson.dumps(session_id)))
         self._last = threading.local()
 
     def handle_event(self, event: SessionEvent) -> None:
