@@ -56,6 +56,15 @@ def stamp_event_id(message: Message, profile: Profile, session_id: str, event_id
     return message
 
 
+def _stampable_copy(message: Message) -> Message:
+    """A copy deep enough for :func:`stamp_event_id` (it writes the root, ``params`` and ``_meta``)."""
+    params = dict(message["params"])
+    meta = params.get("_meta")
+    if isinstance(meta, dict):
+        params["_meta"] = {k: dict(v) if isinstance(v, dict) else v for k, v in meta.items()}
+    return {**message, "params": params}
+
+
 @dataclass(eq=False)
 class Attachment:
     """One connection's view of one session."""
@@ -188,7 +197,8 @@ class SessionFanout:
             if prepared is None:
                 prepared = []
                 if runtime_messages is not None:
-                    translated = copy.deepcopy(runtime_messages)
+                    # One translation serves every profile; each profile stamps its own copy.
+                    translated = [_stampable_copy(m) for m in runtime_messages]
                 else:
                     assert not isinstance(event, SessionRuntimeEvent)
                     translated = translate(event, profile=profile)
