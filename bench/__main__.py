@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["events_bench", "translate_bench", "eventlog_bench", "exec_bench", "server_bench"]
+BENCHES = ["events_bench", "translate_bench", "eventlog_bench", "exec_bench", "replay_bench", "server_bench"]
 
 
 def main(argv: list[str]) -> int:
