@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["events_bench", "translate_bench", "eventlog_bench", "exec_bench", "replay_bench", "server_bench"]
+MARKER = "<!-- sections below are written by `make bench` -->"
+BENCHES = [
+    "events_bench",
+    "translate_bench",
+    "eventlog_bench",
+    "exec_bench",
+    "replay_bench",
+    "server_bench",
+]
 
 
 def main(argv: list[str]) -> int:
@@ -24,15 +32,21 @@ def main(argv: list[str]) -> int:
             return result.returncode
         sections.append(result.stdout.strip())
     today = datetime.date.today().isoformat()
+    results = HERE / "RESULTS.md"
+    # Everything above the marker is a hand-written summary of the targets; keep it.
+    preamble = "# Benchmark results\n"
+    if results.exists() and MARKER in results.read_text():
+        preamble = results.read_text().split(MARKER, 1)[0].rstrip() + "\n"
     text = "\n\n".join(
         [
-            "# Benchmark results",
+            preamble.rstrip(),
+            MARKER,
             f"Measured {today} with `make bench` (`python -m bench`). Each section names its machine.",
             *sections,
         ]
     )
     if not argv:
-        (HERE / "RESULTS.md").write_text(text + "\n")
+        results.write_text(text + "\n")
     print(text)
     return 0
 

@@ -8,8 +8,6 @@ rate of *durable* appends. Prints a markdown table and the machine it ran on.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sqlite3
 import sys
 import tempfile
@@ -21,7 +19,9 @@ from typing import Any
 
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from acp_bridge.eventlog import EventLog, LogRecord, MemoryEventLog, SqliteEventLog
+from bench._machine import machine
 
 TOPIC = "observability.agent_events.s"
 
@@ -104,9 +104,15 @@ def main(argv: list[str] | None = None) -> None:
             median_of(args.repeat, "sqlite, synchronous=FULL", sqlite("FULL"), args.appends),
         ]
 
+    print("### Event log (`bench/eventlog_bench.py`)")
+    print()
+    print(f"- machine: {machine()}")
     print(
-        f"## Event log burst appends ({args.appends:,} x {payload_bytes}-byte payload, one topic)"
+        f"- {args.appends:,} appends of a {payload_bytes}-byte agent-event payload to one topic in a"
+        f" burst, then `flush()`; median of {args.repeat} runs per backend; target ≥ 20,000 durable"
+        " appends/s"
     )
+    print(f"- sqlite {sqlite3.sqlite_version}, orjson {orjson.__version__}")
     print()
     print("| backend | appends/s incl. flush | append() calls only | flush wait | total |")
     print("|---|---:|---:|---:|---:|")
@@ -115,12 +121,6 @@ def main(argv: list[str] | None = None) -> None:
             f"| {r.name} | {r.rate:,.0f} | {r.appends / r.append_s:,.0f}/s"
             f" | {(r.total_s - r.append_s) * 1e3:,.0f} ms | {r.total_s * 1e3:,.0f} ms |"
         )
-    print()
-    print(f"median of {args.repeat} runs per backend")
-    print(f"- platform: {platform.platform()}")
-    print(f"- machine: {platform.machine()}, {os.cpu_count()} CPUs ({platform.processor() or '?'})")
-    print(f"- python: {sys.version.split()[0]} ({platform.python_implementation()})")
-    print(f"- sqlite: {sqlite3.sqlite_version}, orjson {orjson.__version__}")
 
 
 if __name__ == "__main__":
