@@ -133,3 +133,25 @@ async def sdk_websocket_client(
         yield conn, validator
     finally:
         await conn.close()
+
+
+def history(updates: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """Updates as comparable dicts, for "load replays what the live client saw" checks.
+
+    Left out: replay markers, the user's prompts (a live client is not echoed its own prompt; a replay
+    includes it) and command announcements (sent after the new/load response, so at a different place).
+    """
+    out = []
+    for _, update in updates:
+        if update.session_update in ("available_commands_update", "user_message_chunk"):
+            continue
+        dumped = update.model_dump(mode="json", by_alias=True, exclude_none=True)
+        meta = dumped.pop("_meta", None) or {}
+        harn = {k: v for k, v in (meta.get("harn") or {}).items() if k != "replayed"}
+        rest = {k: v for k, v in meta.items() if k != "harn"}
+        if harn:
+            rest["harn"] = harn
+        if rest:
+            dumped["_meta"] = rest
+        out.append(dumped)
+    return out

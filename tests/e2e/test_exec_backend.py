@@ -24,7 +24,7 @@ from acp_bridge.agents.exec import ExecBackend
 from acp_bridge.server.app import BridgeServer, ServerOptions
 from tests.agents.test_exec import SCRIPTED_CHILD
 
-from .sdk_support import RecordingClient, WireValidator, sdk_websocket_client
+from .sdk_support import RecordingClient, WireValidator, history, sdk_websocket_client
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CWD = "/tmp/project"
@@ -83,23 +83,6 @@ def scripted(tmp_path: Path) -> list[str]:
     return [sys.executable, str(path)]
 
 
-def comparable(updates: list[tuple[str, Any]]) -> list[dict[str, Any]]:
-    """Updates without the bits that differ between live and replayed delivery."""
-    out = []
-    for _, update in updates:
-        if update.session_update in ("available_commands_update", "user_message_chunk"):
-            continue
-        dumped = update.model_dump(mode="json", by_alias=True, exclude_none=True)
-        meta = dumped.get("_meta", {})
-        meta.get("harn", {}).pop("replayed", None)
-        if meta.get("harn") == {}:
-            meta.pop("harn")
-        if meta == {}:
-            dumped.pop("_meta", None)
-        out.append(dumped)
-    return out
-
-
 # --- the example agents ------------------------------------------------------------------------
 
 
@@ -130,7 +113,7 @@ async def test_harn_example_full_turn_with_permission_and_load_replay(tmp_path: 
             await conn.initialize(protocol_version=1)
             await conn.load_session(cwd=CWD, session_id=sid, mcp_servers=[])
         assert wire.violations == []
-        assert comparable(loader.updates) == comparable(client.updates)
+        assert history(loader.updates) == history(client.updates)
 
 
 async def test_harn_example_permission_rejected(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from acp_bridge import (
 )
 from examples.python_agent import NotesAgent
 
-from .sdk_support import RecordingClient, WireValidator, sdk_websocket_client
+from .sdk_support import RecordingClient, WireValidator, history, sdk_websocket_client
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "python-api.md"
@@ -163,20 +163,7 @@ async def test_load_replays_the_turn(server: BridgeServer) -> None:
     assert wire.violations == []
     assert loader.permission_requests == []  # history, not a new turn
 
-    def comparable(client: RecordingClient) -> list[dict[str, Any]]:
-        out = []
-        for _, update in client.updates:
-            if update.session_update == "user_message_chunk":
-                continue
-            dumped = update.model_dump(mode="json", by_alias=True, exclude_none=True)
-            meta = dumped.pop("_meta", {})
-            meta.get("harn", {}).pop("replayed", None)
-            if meta.get("harn"):
-                dumped["_meta"] = meta
-            out.append(dumped)
-        return out
-
-    assert comparable(loader) == comparable(live)
+    assert history(loader.updates) == history(live.updates)
     users = [u.content.text for _, u in loader.updates if u.session_update == "user_message_chunk"]
     assert users == ["call mom"]
 

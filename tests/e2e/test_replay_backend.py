@@ -19,7 +19,7 @@ from acp_bridge.agents.replay import ReplayBackend
 from acp_bridge.events.harn import AgentMessageChunk, PersistedAgentEvent, UserMessage
 from acp_bridge.server.app import BridgeServer, ServerOptions
 
-from .sdk_support import RecordingClient, WireValidator
+from .sdk_support import RecordingClient, WireValidator, history
 
 RECORDING = Path(__file__).resolve().parents[2] / "fixtures" / "recordings" / "demo-session.jsonl"
 CWD = "/tmp/demo"
@@ -174,26 +174,11 @@ async def test_load_replays_what_the_live_client_saw(tmp_path: Path) -> None:
             await conn.load_session(cwd=CWD, session_id=session.session_id, mcp_servers=[])
     assert wire.violations == []
 
-    def comparable(updates: list[tuple[str, Any]]) -> list[dict[str, Any]]:
-        out = []
-        for _, update in updates:
-            if update.session_update == "user_message_chunk":
-                continue
-            dumped = update.model_dump(mode="json", by_alias=True, exclude_none=True)
-            meta = dumped.get("_meta", {})
-            meta.get("harn", {}).pop("replayed", None)
-            if meta.get("harn") == {}:
-                meta.pop("harn")
-            if meta == {}:
-                dumped.pop("_meta", None)
-            out.append(dumped)
-        return out
-
     def ext(client: RecordingClient) -> list[dict[str, Any]]:
         return [{k: v for k, v in p.items() if k != "replayed"} for _, p in client.ext]
 
     assert len(live.updates) > 50
-    assert comparable(loader.updates) == comparable(live.updates)
+    assert history(loader.updates) == history(live.updates)
     assert ext(loader) == ext(live)
     # The live prompts are the session's user messages, in order.
     user = [u.content.text for _, u in loader.updates if u.session_update == "user_message_chunk"]

@@ -12,7 +12,7 @@ from acp.schema import TextContentBlock
 from acp_bridge.agents.demo import DemoBackend
 from acp_bridge.server.app import BridgeServer, ServerOptions
 
-from .sdk_support import RecordingClient, sdk_websocket_client
+from .sdk_support import RecordingClient, history, sdk_websocket_client
 
 CWD = "/tmp/project"
 
@@ -102,22 +102,7 @@ async def test_load_replays_what_the_live_client_saw(server: BridgeServer) -> No
     assert wire.violations == []
     assert [s.session_id for s in listed.sessions] == [session.session_id]
 
-    def comparable(updates: list[tuple[str, object]]) -> list[dict[str, object]]:
-        out = []
-        for _, update in updates:
-            if update.session_update in ("available_commands_update", "user_message_chunk"):  # type: ignore[attr-defined]
-                continue
-            dumped = update.model_dump(mode="json", by_alias=True, exclude_none=True)  # type: ignore[attr-defined]
-            meta = dumped.get("_meta", {})
-            meta.get("harn", {}).pop("replayed", None)
-            if meta.get("harn") == {}:
-                meta.pop("harn")
-            if meta == {}:
-                dumped.pop("_meta", None)
-            out.append(dumped)
-        return out
-
-    assert comparable(loader.updates) == comparable(live.updates)
+    assert history(loader.updates) == history(live.updates)
     user = [u for _, u in loader.updates if u.session_update == "user_message_chunk"]
     assert [u.content.text for u in user] == ["Refactor the parser"]
 
