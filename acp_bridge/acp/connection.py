@@ -443,13 +443,20 @@ class AcpConnection:
         if handler is not None:
             self._prompt_handlers.add(handler)
             handler.add_done_callback(self._prompt_handlers.discard)
-        turn = asyncio.ensure_future(session.run_turn(self, prompt, attachment, generation))
+        # The session's next turn waits until this turn's answer (result or error) is queued.
+        answered = asyncio.Event()
+        ctx.after_response = answered.set
+        turn = asyncio.ensure_future(
+            session.run_turn(self, prompt, attachment, generation, answered)
+        )
         try:
             # Shielded: if this connection goes away the turn goes on (decision 0003).
             stop = await asyncio.shield(turn)
         except asyncio.CancelledError:
             if ctx.cancelled_by_peer:
                 session.cancel()  # $/cancel_request on a prompt cancels the turn
+            # No response of ours will follow: the next turn may start once this one is over.
+            turn.add_done_callback(lambda _: answered.set())
             raise
         except BackendError as exc:
             await self._durability_barrier()

@@ -37,6 +37,13 @@ PERMISSION_TIMEOUT_SECONDS: Final = 24 * 3600.0
 _CANCELLED: Final = PermissionOutcome(None, cancelled=True)
 
 
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # emitted from a thread without an event loop
+        return None
+
+
 def _capability(caps: Mapping[str, Any], *path: str) -> bool:
     value: Any = caps
     for key in path:
@@ -100,6 +107,11 @@ class BridgeSessionContext:
             raise ValueError(
                 f"event for session {event.session_id!r} emitted through session {self.session_id!r}"
             )
+        if self._session.abandoned and _current_task() in self._session.abandoned:
+            logger.debug(
+                "dropping %s event from an abandoned turn of %s", event.type, self.session_id
+            )
+            return
         self._session.manager.registry.emit_event(event)
 
     async def request_permission(

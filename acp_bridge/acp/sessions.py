@@ -129,6 +129,11 @@ class Session:
         self.turn_count = 0
         self.backend_started = False
         self.mode_id: str | None = None
+        # Set once the last turn's prompt response is on the wire: the next turn waits for it, so
+        # no update of a turn can follow another turn's response.
+        self._answered: asyncio.Event | None = None
+        # Backend tasks that did not stop after a cancel: whatever they still emit is dropped.
+        self.abandoned: set[asyncio.Task[Any]] = set()
 
     @property
     def session_id(self) -> str:
@@ -143,12 +148,14 @@ class Session:
         prompt: list[dict[str, Any]],
         owner_attachment: Attachment | None,
         generation: int | None = None,
+        answered: asyncio.Event | None = None,
     ) -> StopReason:
         """Run one prompt turn (queued behind any running one) and return its stop reason.
 
         ``generation`` is :attr:`cancel_generation` when the prompt arrived: a cancel after that
-        cancels this prompt too, even while it waits in the queue. Raises whatever the backend raised;
-        the session stays usable.
+        cancels this prompt too, even while it waits in the queue. ``answered`` is set by the caller
+        once this turn's response is queued; the next turn starts only then. Raises whatever the
+        backend raised; the session stays usable.
         """
         if generation is None:
             generation = self.cancel_generation
@@ -158,8 +165,11 @@ class Session:
             # Refused before anything is recorded: the session's history only holds what happened.
             raise SessionReadOnly(reason)
         async with self.turn_lock:
+            if self._answered is not None:
+                await self._answered.wait()
             if self.cancel_generation != generation:
                 return StopReason.CANCELLED
+            self._answered = answered
             self.turn_count += 1
             turn = Turn(owner=owner, number=self.turn_count)
             self.current_turn = turn
@@ -181,8 +191,17 @@ class Session:
         finally:
             cancel_wait.cancel()
         if task.done():
-            result = StopReason(task.result())  # re-raises the backend's exception
-            return StopReason.CANCELLED if turn.cancelled.is_set() else result
+            if turn.cancelled.is_set():
+                # ACP: after session/cancel the answer is "cancelled", even when cancelling made the
+                # backend raise.
+                if not task.cancelled() and task.exception() is not None:
+                    logger.info(
+                        "turn of session %s raised %r after cancel",
+                        self.session_id,
+                        task.exception(),
+                    )
+                return StopReason.CANCELLED
+            return StopReason(task.result())  # re-raises the backend's exception
         # Cancelled: tell the backend, give it a moment to wind down, then cancel its task.
         try:
             async with asyncio.timeout(CANCEL_GRACE_SECONDS):
@@ -193,6 +212,14 @@ class Session:
         if not done:
             task.cancel()
             await asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS)
+        if not task.done():
+            # It ignores cancellation too: give up on it, and make sure nothing it emits from now on
+            # reaches a client after this turn's response.
+            logger.warning(
+                "backend turn of session %s did not stop; abandoning it", self.session_id
+            )
+            self.abandoned.add(task)
+            task.add_done_callback(self.abandoned.discard)
         if task.done() and not task.cancelled() and task.exception() is not None:
             logger.info(
                 "turn of session %s ended with %r after cancel", self.session_id, task.exception()

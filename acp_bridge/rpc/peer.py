@@ -103,6 +103,19 @@ def _frame_size(message: Outgoing) -> int:
     return len(message) if isinstance(message, bytes) else 256
 
 
+def _chain(
+    first: Callable[[], None] | None, second: Callable[[], None] | None
+) -> Callable[[], None] | None:
+    if first is None or second is None:
+        return first or second
+
+    def both() -> None:
+        first()
+        second()
+
+    return both
+
+
 def _identity(value: Any) -> Any:
     return value
 
@@ -182,7 +195,7 @@ class JsonRpcPeer:
                 error = InternalError(data={"detail": f"{type(exc).__name__}: {exc}"})
                 raise JsonRpcError(error.code, error.message, error.data) from None
             if isinstance(result, Reply):
-                ctx.after_response = result.then
+                ctx.after_response = _chain(ctx.after_response, result.then)
                 result = result.result
             return Success(result)
 

@@ -1,0 +1,300 @@
+"""Turn discipline: what ACP clients rely on at turn boundaries, including when backends misbehave."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from acp_bridge.agents.base import SessionContext, StopReason
+from acp_bridge.eventlog import LogRecord, SqliteEventLog
+from acp_bridge.events import harn as h
+from acp_bridge.sinks import agent_events_topic
+
+from .conftest import BridgeHarness, ScriptedBackend, make_harness
+
+
+def chunk(ctx: SessionContext, text: str) -> None:
+    ctx.emit(h.AgentMessageChunk(session_id=ctx.session_id, content=text))
+
+
+def prompt_params(sid: str, text: str) -> dict[str, Any]:
+    return {"sessionId": sid, "prompt": [{"type": "text", "text": text}]}
+
+
+@pytest.fixture
+def short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    from acp_bridge.acp import sessions
+
+    monkeypatch.setattr(sessions, "CANCEL_GRACE_SECONDS", 0.05)
+
+
+async def test_cancel_answers_cancelled_even_if_the_backend_raises(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    harness, backend = scripted
+
+    running = asyncio.Event()
+
+    async def raises_on_cancel(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        running.set()
+        await ctx.wait_cancelled()
+        raise ConnectionAbortedError("model stream aborted")
+
+    backend.script = raises_on_cancel
+    async with harness.client() as client:
+        await client.initialize()
+        sid = await client.new_session()
+        turn = asyncio.create_task(client.prompt(sid, "x"))
+        async with asyncio.timeout(5):
+            await running.wait()
+        await client.notify("session/cancel", {"sessionId": sid})
+        async with asyncio.timeout(5):
+            assert await turn == {"stopReason": "cancelled"}
+
+
+async def test_pipelined_turns_never_interleave_with_responses(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    harness, backend = scripted
+
+    async def three_chunks(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        for i in range(3):
+            chunk(ctx, f"{prompt[0]['text']}{i}")
+            await asyncio.sleep(0)
+        return StopReason.END_TURN
+
+    backend.script = three_chunks
+    async with harness.client() as client:
+        await client.initialize()
+        sid = await client.new_session()
+        await client.send(
+            {
+                "jsonrpc": "2.0",
+                "id": "A",
+                "method": "session/prompt",
+                "params": prompt_params(sid, "A"),
+            }
+        )
+        await client.send(
+            {
+                "jsonrpc": "2.0",
+                "id": "B",
+                "method": "session/prompt",
+                "params": prompt_params(sid, "B"),
+            }
+        )
+        await client.wait_for(lambda m: m.get("id") == "B")
+    order = [
+        m["params"]["update"]["content"]["text"] if "method" in m else f"<{m['id']}>"
+        for m in client.received
+        if m.get("id") in ("A", "B")
+        or (
+            m.get("method") == "session/update"
+            and m["params"]["update"]["sessionUpdate"] == "agent_message_chunk"
+        )
+    ]
+    assert order == ["A0", "A1", "A2", "<A>", "B0", "B1", "B2", "<B>"]
+
+
+async def test_an_abandoned_turn_cannot_emit_after_its_answer(
+    scripted: tuple[BridgeHarness, ScriptedBackend], short_grace: None
+) -> None:
+    harness, backend = scripted
+    stubborn_running = asyncio.Event()
+    keep_going = asyncio.Event()
+    still_emitting = asyncio.Event()
+
+    async def stubborn(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        if prompt[0]["text"] == "next":
+            chunk(ctx, "next turn")
+            return StopReason.END_TURN
+        stubborn_running.set()
+        while True:
+            try:
+                await keep_going.wait()
+            except asyncio.CancelledError:
+                continue  # refuses to stop
+            chunk(ctx, "late")
+            still_emitting.set()
+            return StopReason.END_TURN
+
+    backend.script = stubborn
+    async with harness.client() as client:
+        await client.initialize()
+        sid = await client.new_session()
+        first = asyncio.create_task(client.prompt(sid, "stubborn"))
+        async with asyncio.timeout(5):
+            await stubborn_running.wait()
+        await client.notify("session/cancel", {"sessionId": sid})
+        async with asyncio.timeout(5):
+            assert await first == {"stopReason": "cancelled"}
+        keep_going.set()  # the abandoned task now emits…
+        async with asyncio.timeout(5):
+            await still_emitting.wait()
+        assert await client.prompt(sid, "next") == {"stopReason": "end_turn"}
+    texts = [
+        u["content"]["text"]
+        for u in client.updates(sid)
+        if u["sessionUpdate"] == "agent_message_chunk"
+    ]
+    assert texts == ["next turn"]  # …and nothing of it reached the client or the log
+    logged = [
+        e.record.payload["event"].get("content")
+        for e in harness.bridge.log.read_range(agent_events_topic(sid))
+    ]
+    assert "late" not in logged
+
+
+async def test_a_turn_survives_its_client_disconnecting(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    harness, backend = scripted
+    started = asyncio.Event()
+    release = asyncio.Event()
+    done = asyncio.Event()
+
+    async def slow(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        started.set()
+        await release.wait()
+        chunk(ctx, "finished while nobody watched")
+        done.set()
+        return StopReason.END_TURN
+
+    backend.script = slow
+    async with harness.client() as owner:
+        await owner.initialize()
+        sid = await owner.new_session()
+        await owner.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "session/prompt",
+                "params": prompt_params(sid, "go"),
+            }
+        )
+        async with asyncio.timeout(5):
+            await started.wait()
+    release.set()  # the owner is gone; the turn goes on
+    async with asyncio.timeout(5):
+        await done.wait()
+    async with harness.client() as loader:
+        await loader.initialize()
+        await loader.call("session/load", {"sessionId": sid, "cwd": "/tmp/project"})
+        texts = [
+            u["content"]["text"]
+            for u in loader.updates(sid)
+            if u["sessionUpdate"] == "agent_message_chunk"
+        ]
+    assert texts == ["finished while nobody watched"]
+
+
+async def test_load_during_a_running_turn_has_no_gap_and_no_duplicate(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    harness, backend = scripted
+    halfway = asyncio.Event()
+    resume = asyncio.Event()
+
+    async def two_halves(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        for i in range(50):
+            chunk(ctx, f"c{i}")
+        halfway.set()
+        await resume.wait()
+        for i in range(50, 100):
+            chunk(ctx, f"c{i}")
+            if i % 10 == 0:
+                await asyncio.sleep(0)
+        return StopReason.END_TURN
+
+    backend.script = two_halves
+    async with harness.client() as owner, harness.client() as loader:
+        await owner.initialize()
+        await loader.initialize()
+        sid = await owner.new_session()
+        turn = asyncio.create_task(owner.prompt(sid, "go"))
+        async with asyncio.timeout(5):
+            await halfway.wait()
+        load = asyncio.create_task(
+            loader.call("session/load", {"sessionId": sid, "cwd": "/tmp/project"})
+        )
+        resume.set()  # the second half is emitted while the load replays
+        async with asyncio.timeout(10):
+            await load
+            await turn
+        await loader.wait_for(
+            lambda m: (
+                m.get("method") == "session/update"
+                and m["params"]["update"].get("content", {}).get("text") == "c99"
+            )
+        )
+        texts = [
+            u["content"]["text"]
+            for u in loader.updates(sid)
+            if u["sessionUpdate"] == "agent_message_chunk"
+        ]
+    assert texts == [f"c{i}" for i in range(100)]
+
+
+class GatedFlushLog(SqliteEventLog):
+    """A log whose flush waits for the test's permission."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.flushing = asyncio.Event()
+        self.allow = asyncio.Event()
+
+    async def aflush(self) -> None:
+        self.flushing.set()
+        await self.allow.wait()
+        await super().aflush()
+
+
+async def test_the_prompt_answer_waits_for_the_log_to_commit(tmp_path: Path) -> None:
+    backend = ScriptedBackend()
+
+    async def one(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        chunk(ctx, "durable")
+        return StopReason.END_TURN
+
+    backend.script = one
+    async with make_harness(tmp_path, backend) as harness:
+        log = GatedFlushLog(tmp_path / "gated.sqlite")
+        harness.bridge.log = log
+        try:
+            async with harness.client() as client:
+                await client.initialize()
+                sid = await client.new_session()
+                answer = asyncio.create_task(client.prompt(sid, "x"))
+                async with asyncio.timeout(5):
+                    await log.flushing.wait()
+                await client.wait_for(
+                    lambda m: (
+                        m.get("method") == "session/update"
+                        and m["params"]["update"]["sessionUpdate"] == "agent_message_chunk"
+                    )
+                )
+                assert not answer.done()  # the update is out, the answer waits for the commit
+                log.allow.set()
+                async with asyncio.timeout(5):
+                    assert await answer == {"stopReason": "end_turn"}
+        finally:
+            log.close()
+
+
+async def test_a_prompt_refused_as_read_only_is_not_history(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    harness, backend = scripted
+    backend.read_only_reason = lambda ctx: "read-only mirror"  # type: ignore[method-assign]
+    async with harness.client() as client:
+        await client.initialize()
+        sid = await client.new_session()
+        harness.bridge.log.append(agent_events_topic(sid), LogRecord("marker", {}))
+        response = await client.request("session/prompt", prompt_params(sid, "x"))
+    assert response["error"]["code"] == -32600
+    assert [e.record.kind for e in harness.bridge.log.read_range(agent_events_topic(sid))] == [
+        "marker"
+    ]
