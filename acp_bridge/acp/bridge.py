@@ -28,6 +28,9 @@ __all__ = ["AcpBridge", "BridgeConfig"]
 
 logger = logging.getLogger(__name__)
 
+BACKEND_CLOSE_TIMEOUT = 10.0
+"""Seconds a backend's ``aclose()`` may take at shutdown (e.g. a subprocess winding down)."""
+
 
 @dataclass(frozen=True)
 class BridgeConfig:
@@ -142,27 +145,39 @@ class AcpBridge:
         }
 
     async def shutdown(self) -> None:
-        """Cancel running turns (they answer ``cancelled``), flush the log, close connections (1001)."""
+        """Wind down: cancel turns, let them answer, close the backend, flush the log, close sockets.
+
+        The order matters. Cancelled turns answer ``cancelled`` and those answers reach the wire
+        while the sockets are still open; the backend closes while its sessions' sinks are still
+        registered, so anything it emits on the way out is logged; the log is flushed before the
+        clients see 1001, so a client that reconnects to the restarted bridge and loads finds
+        everything it was sent. Every wait is bounded.
+        """
         sessions = list(self._sessions.sessions.values()) if self._sessions else []
         for session in sessions:
             session.cancel()
-        # Let the cancelled turns answer their prompts (and those answers reach the wire) before the
-        # sockets go.
         if self.connections:
-            await asyncio.wait(
-                [
-                    asyncio.ensure_future(c.finish_prompts(3 * CANCEL_GRACE_SECONDS))
-                    for c in self.connections
-                ],
-                timeout=4 * CANCEL_GRACE_SECONDS,
-            )
+            waits = [
+                asyncio.ensure_future(c.finish_prompts(3 * CANCEL_GRACE_SECONDS))
+                for c in self.connections
+            ]
+            _, pending = await asyncio.wait(waits, timeout=4 * CANCEL_GRACE_SECONDS)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=CANCEL_GRACE_SECONDS)
+        try:
+            async with asyncio.timeout(BACKEND_CLOSE_TIMEOUT):
+                await self.backend.aclose()
+        except TimeoutError:
+            logger.error("backend aclose() did not finish within %.0f s", BACKEND_CLOSE_TIMEOUT)
+        except Exception:
+            logger.exception("backend aclose() failed")
+        if self._sessions is not None:
+            self._sessions.release()
         try:
             await self.log.aflush()
         except Exception:
             logger.exception("event log flush failed during shutdown")
         for connection in list(self.connections):
             await connection.close(CloseReason.GOING_AWAY)
-        try:
-            await self.backend.aclose()
-        except Exception:
-            logger.exception("backend aclose() failed")

@@ -381,6 +381,16 @@ class SessionManager:
         self._persist("session_closed", session.record)
         self.sessions.pop(session.session_id, None)
 
+    def release(self) -> None:
+        """Take every live session's sinks out of the registry (bridge shutdown; sessions stay open).
+
+        Only this manager's own sinks go: other sinks an embedding program registered are left alone.
+        """
+        for session in list(self.sessions.values()):
+            self.registry.unregister_sink(session.session_id, session.event_sink)
+            self.registry.unregister_sink(session.session_id, session.acp_sink)
+        self.sessions.clear()
+
     def list(self, cwd: str | None, cursor: str | None) -> tuple[list[SessionRecord], str | None]:
         """One page of open sessions, most recently updated first, optionally filtered by ``cwd``."""
         records = sorted(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from acp_bridge.events.session_event import SessionEvent
@@ -272,7 +272,9 @@ class BaseBackend:
     """Convenience base: every optional part of :class:`AgentBackend` with a do-nothing default."""
 
     name: str = "agent"
-    prompt_capabilities: PromptCapabilities = field(default_factory=PromptCapabilities)
+    # A class-level default (PromptCapabilities is frozen, so sharing it is safe) keeps subclasses
+    # that write their own __init__ without calling super().__init__() working.
+    prompt_capabilities: PromptCapabilities = PromptCapabilities()
 
     async def start(self, host: BackendHost) -> None:
         """Nothing to start by default."""

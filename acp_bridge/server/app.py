@@ -106,21 +106,32 @@ class BridgeServer:
         """Start the backend, then bind and start accepting connections."""
         try:
             await self.bridge.start()
+        except BaseException:
+            self._close_log()
+            raise
+        try:
             await self.websocket.start()
         except BaseException:
-            if self._owns_log:
-                self.log.close()
+            await self.bridge.shutdown()  # closes the started backend
+            self._close_log()
             raise
+
+    def _close_log(self) -> None:
+        if self._owns_log:
+            self.log.close()
 
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, cancel turns, flush the log, close sockets (1001)."""
         if self._stopped:
             return
         self._stopped = True
-        await self.bridge.shutdown()
-        await self.websocket.close()
-        if self._owns_log:
-            self.log.close()
+        # Nobody new may connect (and start a turn) while the running turns wind down.
+        self.websocket.stop_accepting()
+        try:
+            await self.bridge.shutdown()
+        finally:
+            await self.websocket.close()
+            self._close_log()
 
     async def __aenter__(self) -> BridgeServer:
         await self.start()
@@ -183,8 +194,17 @@ async def serve_stdio(backend: AgentBackend, options: ServerOptions | None = Non
         log,
         config=BridgeConfig(profile=options.profile, outbox_limit=options.outbox_limit),
     )
-    await bridge.start()
-    transport = await open_stdio_transport(max_message_bytes=options.max_message_bytes)
+    try:
+        await bridge.start()
+    except BaseException:
+        log.close()
+        raise
+    try:
+        transport = await open_stdio_transport(max_message_bytes=options.max_message_bytes)
+    except BaseException:
+        await bridge.shutdown()
+        log.close()
+        raise
     connection = asyncio.create_task(bridge.handle_connection(transport))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -200,7 +220,9 @@ async def serve_stdio(backend: AgentBackend, options: ServerOptions | None = Non
         for sig in installed:
             loop.remove_signal_handler(sig)
         stopper.cancel()
-        await bridge.shutdown()
-        connection.cancel()
-        await asyncio.gather(connection, return_exceptions=True)
-        log.close()
+        try:
+            await bridge.shutdown()
+        finally:
+            connection.cancel()
+            await asyncio.gather(connection, return_exceptions=True)
+            log.close()

@@ -230,6 +230,16 @@ class WebSocketServer:
         self._port = self._server.sockets[0].getsockname()[1]
         logger.info("ACP WebSocket endpoint listening on %s", self.url)
 
+    def stop_accepting(self) -> None:
+        """Stop listening; connections already open keep working until :meth:`close`.
+
+        Upgrades that were half-way through their handshake are refused with HTTP 503. The first
+        step of a graceful shutdown: nobody new can start a turn while running turns wind down.
+        """
+        self._closing = True
+        if self._server is not None:
+            self._server.server.close()
+
     async def close(self, *, grace: float = 5.0) -> None:
         """Stop accepting, close every connection with 1001, wait for handlers; idempotent.
 
