@@ -39,7 +39,12 @@ class BridgeConfig:
     profile: Profile = Profile.AUTO
     """``auto``: the harn profile for clients that advertise ``clientCapabilities._meta.harn``."""
     outbox_limit: int = 8192
-    """Messages a client may fall behind before it is disconnected (it can come back with load)."""
+    """Messages a client may fall behind before the slow-client clock starts."""
+    slow_client_grace: float = 5.0
+    """Seconds a client may stay more than ``outbox_limit`` messages behind before it is disconnected
+    with 1013 (it can come back with ``session/load``)."""
+    outbox_max_bytes: int = 64 * 1024 * 1024
+    """Bytes that may wait for one client at once; past this it is disconnected immediately."""
     client_request_timeout: float = 120.0
     """How long file and terminal requests to the client may take."""
 
@@ -122,10 +127,14 @@ class AcpBridge:
         if session.backend_started:
             return
         session.backend_started = True
-        if new:
-            await self.backend.new_session(session.context)
-        else:
-            await self.backend.load_session(session.context)
+        try:
+            if new:
+                await self.backend.new_session(session.context)
+            else:
+                await self.backend.load_session(session.context)
+        except BaseException:
+            session.backend_started = False  # the next load/resume asks the backend again
+            raise
 
     async def close_session(self, session: Session) -> None:
         """Close a session and detach it from every connection."""

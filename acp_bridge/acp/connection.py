@@ -47,6 +47,26 @@ REPLAY_PAGE: Final = 500
 _PROMPT_GATES: Final = {"image": "image", "audio": "audio", "resource": "embedded_context"}
 
 
+def _agent_failure(exc: Exception, session_id: str, method: str) -> RpcError:
+    """The JSON-RPC error for a backend that raised: its own code for a :class:`BackendError` that
+    names one, ``-32603`` with a one-line detail otherwise (the traceback goes to the log only)."""
+    if isinstance(exc, RpcError):
+        return exc
+    if isinstance(exc, BackendError) and exc.rpc_code != InternalError.code:
+        return RpcError(str(exc), data={"sessionId": session_id}, code=exc.rpc_code)
+    logger.info(
+        "%s for session %s failed: %s",
+        method,
+        session_id,
+        exc,
+        exc_info=not isinstance(exc, BackendError),
+    )
+    return InternalError(
+        f"the agent failed: {exc}",
+        data={"detail": f"{type(exc).__name__}: {exc}", "sessionId": session_id},
+    )
+
+
 def _session_id(params: Mapping[str, Any]) -> str:
     value = params.get("sessionId")
     if not isinstance(value, str) or not value:
@@ -75,6 +95,8 @@ class AcpConnection:
             transport,
             name=f"conn-{self.connection_id[:8]}",
             outbox_limit=bridge.config.outbox_limit,
+            slow_client_grace=bridge.config.slow_client_grace,
+            outbox_max_bytes=bridge.config.outbox_max_bytes,
             request_timeout=bridge.config.client_request_timeout,
         )
         self.initialized = False
@@ -260,7 +282,16 @@ class AcpConnection:
         assert cwd is not None
         session = self.bridge.sessions.create(cwd)
         attachment = self._attach(session)
-        await self.bridge.start_backend_session(session, new=True)
+        try:
+            await self.bridge.start_backend_session(session, new=True)
+        except BaseException as exc:
+            # The session never existed for the client: no attachment holding messages, no
+            # session left in the index for session/list.
+            self._detach(session.session_id)
+            self.bridge.sessions.discard(session)
+            if isinstance(exc, Exception):
+                raise _agent_failure(exc, session.session_id, "session/new") from None
+            raise
         result = {"sessionId": session.session_id, **self._session_setup(session)}
         return Reply(result, then=lambda: self._opened(session, attachment))
 
@@ -274,9 +305,15 @@ class AcpConnection:
         if session is None:
             raise ResourceNotFound("unknown session", data={"sessionId": session_id})
         attachment = self._attach(session)
-        replayed, last = await self._replay(session, attachment, after)
-        attachment.replayed_through = last
-        await self.bridge.start_backend_session(session, new=False)
+        try:
+            replayed, last = await self._replay(session, attachment, after)
+            attachment.replayed_through = last
+            await self.bridge.start_backend_session(session, new=False)
+        except BaseException as exc:
+            self._detach(session.session_id)
+            if isinstance(exc, Exception):
+                raise _agent_failure(exc, session.session_id, "session/load") from None
+            raise
         result = {
             **self._session_setup(session),
             "_meta": {"harn": {"replayedEvents": replayed, "lastEventId": last}},
@@ -286,13 +323,19 @@ class AcpConnection:
     async def _replay(
         self, session: Session, attachment: Attachment, after: int
     ) -> tuple[int, int]:
-        """Write the session's history after event ``after``, marked as replayed; returns (count, last id)."""
+        """Write the session's history after event ``after``, marked as replayed; returns (count, last id).
+
+        The history is what the log holds when the replay starts. Events appended meanwhile are held
+        by the (already attached) attachment and released after the response, so a busy session
+        cannot keep a load from ever finishing.
+        """
         log = self.bridge.log
         topic = agent_events_topic(session.session_id)
+        head = log.latest(topic) or 0
         count, last = 0, after
         runtime = RuntimeTranslator(session_id=session.session_id)
-        while True:
-            entries = log.read_range(topic, after=last, limit=REPLAY_PAGE)
+        while last < head:
+            entries = log.read_range(topic, after=last, limit=min(REPLAY_PAGE, head - last))
             if not entries:
                 break
             for entry in entries:
@@ -329,7 +372,13 @@ class AcpConnection:
             raise ResourceNotFound("unknown session", data={"sessionId": session_id})
         attachment = self._attach(session)
         attachment.replayed_through = self.bridge.log.latest(agent_events_topic(session_id)) or 0
-        await self.bridge.start_backend_session(session, new=False)
+        try:
+            await self.bridge.start_backend_session(session, new=False)
+        except BaseException as exc:
+            self._detach(session.session_id)
+            if isinstance(exc, Exception):
+                raise _agent_failure(exc, session.session_id, "session/resume") from None
+            raise
         return Reply(self._session_setup(session), then=lambda: self._opened(session, attachment))
 
     async def _session_close(self, params: dict[str, Any], ctx: RequestContext) -> Any:
@@ -458,24 +507,9 @@ class AcpConnection:
             # No response of ours will follow: the next turn may start once this one is over.
             turn.add_done_callback(lambda _: answered.set())
             raise
-        except BackendError as exc:
-            await self._durability_barrier()
-            if exc.rpc_code != InternalError.code:
-                raise RpcError(
-                    str(exc), data={"sessionId": session.session_id}, code=exc.rpc_code
-                ) from None
-            logger.info("turn of session %s failed: %s", session.session_id, exc)
-            raise InternalError(
-                f"the agent failed: {exc}",
-                data={"detail": f"{type(exc).__name__}: {exc}", "sessionId": session.session_id},
-            ) from None
         except Exception as exc:
             await self._durability_barrier()
-            logger.info("turn of session %s failed: %s", session.session_id, exc, exc_info=True)
-            raise InternalError(
-                f"the agent failed: {exc}",
-                data={"detail": f"{type(exc).__name__}: {exc}", "sessionId": session.session_id},
-            ) from None
+            raise _agent_failure(exc, session.session_id, "session/prompt") from None
         result: dict[str, Any] = {"stopReason": stop.value}
         persistence_error = await self._durability_barrier()
         if persistence_error is not None:

@@ -381,6 +381,19 @@ class SessionManager:
         self._persist("session_closed", session.record)
         self.sessions.pop(session.session_id, None)
 
+    def discard(self, session: Session) -> None:
+        """Drop a session whose creation failed: out of the registry, closed in the index.
+
+        The backend is not told (it is the one that failed to create it).
+        """
+        session.cancel()
+        self.registry.unregister_sink(session.session_id, session.event_sink)
+        self.registry.unregister_sink(session.session_id, session.acp_sink)
+        self.sessions.pop(session.session_id, None)
+        session.record.closed = True
+        session.record.updated_at = _now_iso()
+        self._persist("session_closed", session.record)
+
     def release(self) -> None:
         """Take every live session's sinks out of the registry (bridge shutdown; sessions stay open).
 

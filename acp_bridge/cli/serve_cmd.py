@@ -84,6 +84,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="largest accepted message (default 32 MiB); bigger WebSocket frames close the socket with 1009",
     )
     parser.add_argument(
+        "--slow-client-grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long a client may stay 8192 messages behind before it is disconnected with 1013 "
+        "(default 5)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     parser.set_defaults(func=run_serve)
@@ -122,6 +130,7 @@ async def _serve(args: argparse.Namespace) -> int:
         allowed_origins=tuple(args.allow_origin),
         insecure=args.insecure,
         max_message_bytes=args.max_message_bytes,
+        slow_client_grace=args.slow_client_grace,
     )
     if args.stdio:
         await serve_stdio(backend, options)

@@ -9,9 +9,10 @@ One object per connection owns both directions:
   ``session/prompt`` never blocks a ``session/cancel``; methods registered ``inline`` (and every
   notification) run in the receive loop, in arrival order;
 * **outbound**: :meth:`JsonRpcPeer.request` allocates an id, waits with a timeout and sends
-  ``$/cancel_request`` when it gives up; :meth:`JsonRpcPeer.notify` and responses go through one bounded
-  FIFO outbox drained by a writer task, so message order is the order of the calls, and a client that
-  cannot keep up is disconnected (``TRY_AGAIN_LATER``) instead of stalling the agent;
+  ``$/cancel_request`` when it gives up; :meth:`JsonRpcPeer.notify` and responses go through one FIFO
+  :class:`~acp_bridge.rpc.outbox.Outbox` drained by a writer task, so message order is the order of the
+  calls, and a client that stays behind past a grace period (or lets too many bytes pile up) is
+  disconnected (``TRY_AGAIN_LATER``) instead of stalling the agent;
 * **errors**: the single exception-to-wire boundary: :class:`~acp_bridge.rpc.errors.RpcError` subclasses
   keep their code; any other exception becomes ``-32603`` with a one-line ``data.detail`` (the traceback
   goes to the log, never to the wire).
@@ -40,6 +41,7 @@ from .errors import (
     RpcError,
     error_from_wire,
 )
+from .outbox import Outbox
 from .transport import CloseReason, Malformed, Outgoing, Transport
 
 __all__ = [
@@ -56,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 CANCEL_REQUEST_METHOD: Final = "$/cancel_request"
 DEFAULT_OUTBOX_LIMIT: Final = 8192
+DEFAULT_SLOW_CLIENT_GRACE: Final = 5.0
+DEFAULT_OUTBOX_MAX_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_REQUEST_TIMEOUT: Final = 120.0
 
 
@@ -96,11 +100,6 @@ NotificationHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 _MAX_WRITE_BATCH: Final = 256
 _MAX_WRITE_BYTES: Final = 256 * 1024
-
-
-def _frame_size(message: Outgoing) -> int:
-    # Dicts are rare on the hot path (responses); count them as small.
-    return len(message) if isinstance(message, bytes) else 256
 
 
 def _chain(
@@ -151,13 +150,20 @@ class JsonRpcPeer:
         *,
         name: str = "peer",
         outbox_limit: int = DEFAULT_OUTBOX_LIMIT,
+        slow_client_grace: float = DEFAULT_SLOW_CLIENT_GRACE,
+        outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         self.transport = transport
         self.name = name
         self.request_timeout = request_timeout
         self._registry = _Registry()
-        self._outbox: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=outbox_limit)
+        self._outbox = Outbox(
+            soft_limit=outbox_limit,
+            grace=slow_client_grace,
+            max_bytes=outbox_max_bytes,
+            on_overflow=self._too_slow,
+        )
         self._ids = itertools.count(1)
         self._pending: dict[Any, asyncio.Future[Any]] = {}
         self._inflight: dict[Any, tuple[asyncio.Task[None], RequestContext]] = {}
@@ -242,6 +248,7 @@ class JsonRpcPeer:
         if self.close_reason is None:
             self.close_reason = reason
         self._closed.set()
+        self._outbox.close()
         await self.transport.close(reason, detail)
 
     async def drain(self) -> None:
@@ -261,6 +268,7 @@ class JsonRpcPeer:
 
     async def _shutdown(self) -> None:
         self._closed.set()
+        self._outbox.close()
         for task, _ in list(self._inflight.values()):
             task.cancel()
         for task in list(self._tasks):
@@ -281,37 +289,36 @@ class JsonRpcPeer:
     def send(self, message: Outgoing) -> bool:
         """Queue one message (a dict, or pre-encoded JSON bytes); False if it was not queued.
 
-        Never blocks: when the client has fallen ``outbox_limit`` messages behind, the connection is
-        closed with :attr:`CloseReason.TRY_AGAIN_LATER` (the client can reconnect and
-        ``session/load``), so a slow client never stalls the agent or the other clients.
+        Never blocks. A client may fall more than ``outbox_limit`` messages behind for up to
+        ``slow_client_grace`` seconds (a burst); if it stays behind longer, or more than
+        ``outbox_max_bytes`` pile up, the connection is closed with
+        :attr:`CloseReason.TRY_AGAIN_LATER` (the client can reconnect and ``session/load``), so a
+        slow client never stalls the agent or the other clients.
         """
         if self._closed.is_set():
             return False
-        try:
-            self._outbox.put_nowait(message)
-        except asyncio.QueueFull:
-            logger.warning(
-                "%s: client fell %d messages behind; disconnecting", self.name, self._outbox.maxsize
-            )
-            self._closed.set()
+        return self._outbox.put(message)
+
+    def _too_slow(self, reason: str) -> None:
+        logger.warning("%s: client too slow (%s); disconnecting", self.name, reason)
+        self._closed.set()
+        if self.close_reason is None:
             self.close_reason = CloseReason.TRY_AGAIN_LATER
-            task = asyncio.create_task(
+        self._track(
+            asyncio.ensure_future(
                 self.transport.close(CloseReason.TRY_AGAIN_LATER, "client too slow")
             )
-            self._track(task)
-            return False
-        return True
+        )
 
     async def send_wait(self, message: Outgoing) -> bool:
-        """Queue one message, waiting while the outbox is full (backpressure for bulk sends).
+        """Queue one message, waiting while ``outbox_limit`` messages wait (backpressure).
 
         For traffic the client asked for, like a ``session/load`` replay, where waiting for the client
         is right and disconnecting it would be wrong. Returns False if the connection is gone.
         """
         if self._closed.is_set():
             return False
-        await self._outbox.put(message)
-        return True
+        return await self._outbox.put_wait(message)
 
     def notify(self, method: str, params: Any = None) -> bool:
         """Queue a notification."""
@@ -357,16 +364,12 @@ class JsonRpcPeer:
     async def _write_loop(self) -> None:
         send_many = getattr(self.transport, "send_many", None)
         outbox = self._outbox
+        # Whatever queued up meanwhile goes out in one write when the transport can batch.
+        max_count = _MAX_WRITE_BATCH if send_many is not None else 1
         while True:
-            batch = [await outbox.get()]
-            # Whatever queued up meanwhile goes out in one write when the transport can batch.
-            size = _frame_size(batch[0])
-            while send_many is not None and not outbox.empty() and len(batch) < _MAX_WRITE_BATCH:
-                if size >= _MAX_WRITE_BYTES:
-                    break
-                message = outbox.get_nowait()
-                batch.append(message)
-                size += _frame_size(message)
+            batch = await outbox.take(max_count, _MAX_WRITE_BYTES)
+            if not batch:
+                return  # closed
             try:
                 if len(batch) > 1 and send_many is not None:
                     await send_many(batch)
@@ -376,9 +379,9 @@ class JsonRpcPeer:
                 # The connection is gone; the receive side will see the end of stream.
                 logger.debug("%s: send failed: %s", self.name, exc)
                 self._closed.set()
+                outbox.close()
             finally:
-                for _ in batch:
-                    outbox.task_done()
+                outbox.done(len(batch))
 
     # --- inbound -----------------------------------------------------------------------------------
 

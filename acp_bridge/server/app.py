@@ -53,6 +53,20 @@ class ServerOptions:
     max_message_bytes: int = 32 * 1024 * 1024
     ping_interval: float | None = 20.0
     outbox_limit: int = 8192
+    """Messages a client may fall behind before the slow-client clock starts."""
+    slow_client_grace: float = 5.0
+    """Seconds a client may stay behind before it is disconnected with 1013."""
+    outbox_max_bytes: int = 64 * 1024 * 1024
+    """Bytes that may wait for one client before it is disconnected at once."""
+
+    def bridge_config(self) -> BridgeConfig:
+        """The ACP layer's part of these options."""
+        return BridgeConfig(
+            profile=self.profile,
+            outbox_limit=self.outbox_limit,
+            slow_client_grace=self.slow_client_grace,
+            outbox_max_bytes=self.outbox_max_bytes,
+        )
 
 
 class BridgeServer:
@@ -73,9 +87,7 @@ class BridgeServer:
         self.bridge = AcpBridge(
             backend,
             self.log,
-            config=BridgeConfig(
-                profile=self.options.profile, outbox_limit=self.options.outbox_limit
-            ),
+            config=self.options.bridge_config(),
         )
         self.websocket = WebSocketServer(
             WebSocketServerConfig(
@@ -192,7 +204,7 @@ async def serve_stdio(backend: AgentBackend, options: ServerOptions | None = Non
     bridge = AcpBridge(
         backend,
         log,
-        config=BridgeConfig(profile=options.profile, outbox_limit=options.outbox_limit),
+        config=options.bridge_config(),
     )
     try:
         await bridge.start()

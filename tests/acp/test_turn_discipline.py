@@ -298,3 +298,50 @@ async def test_a_prompt_refused_as_read_only_is_not_history(
     assert [e.record.kind for e in harness.bridge.log.read_range(agent_events_topic(sid))] == [
         "marker"
     ]
+
+
+async def test_load_of_a_session_that_never_stops_emitting_finishes(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    harness, backend = scripted
+    flowing = asyncio.Event()
+
+    async def endless(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        i = 0
+        while not ctx.cancelled:
+            chunk(ctx, f"c{i}")
+            i += 1
+            if i == 200:
+                flowing.set()
+            await asyncio.sleep(0)
+        return StopReason.CANCELLED
+
+    backend.script = endless
+    async with harness.client() as owner, harness.client() as loader:
+        await owner.initialize()
+        await loader.initialize()
+        sid = await owner.new_session()
+        turn = asyncio.create_task(owner.prompt(sid, "go"))
+        async with asyncio.timeout(5):
+            await flowing.wait()
+            # The replay covers the log as it was when the load began; it does not chase the head.
+            result = await loader.call("session/load", {"sessionId": sid, "cwd": "/tmp/project"})
+        snapshot = result["_meta"]["harn"]["lastEventId"]
+        assert result["_meta"]["harn"]["replayedEvents"] == snapshot
+        await owner.notify("session/cancel", {"sessionId": sid})
+        async with asyncio.timeout(5):
+            assert await turn == {"stopReason": "cancelled"}
+        last = harness.bridge.log.latest(agent_events_topic(sid))
+        await loader.wait_for(
+            lambda m: (
+                m.get("method") == "session/update"
+                and m["params"]["_meta"]["harn"]["eventId"] == last
+            )
+        )
+        texts = [
+            u["content"]["text"]
+            for u in loader.updates(sid)
+            if u["sessionUpdate"] == "agent_message_chunk"
+        ]
+    assert texts == [f"c{i}" for i in range(len(texts))]  # replay then live: no gap, no duplicate
+    assert len(texts) > snapshot

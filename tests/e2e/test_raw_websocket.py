@@ -220,8 +220,29 @@ class Firehose(BaseBackend):
         return StopReason.END_TURN
 
 
-async def test_a_slow_client_is_disconnected_without_stalling_others(tmp_path: Path) -> None:
+async def test_a_burst_far_past_the_outbox_limit_reaches_a_reading_client(tmp_path: Path) -> None:
+    # 2,000 chunks of 4 KiB land in the outbox faster than any socket drains them; a client that
+    # keeps reading is behind for a moment, not slow, and gets all of them.
     options = ServerOptions(port=0, event_log=f"sqlite:{tmp_path / 'l.sqlite'}", outbox_limit=64)
+    async with (
+        BridgeServer(Firehose(count=2000), options) as running,
+        raw_client(running.url) as client,
+    ):
+        await client.initialize()
+        sid = await client.new_session()
+        async with asyncio.timeout(20):
+            assert await client.prompt(sid, "flood") == {"stopReason": "end_turn"}
+        chunks = [u for u in client.updates(sid) if u["sessionUpdate"] == "agent_message_chunk"]
+        assert len(chunks) == 2000
+
+
+async def test_a_slow_client_is_disconnected_without_stalling_others(tmp_path: Path) -> None:
+    options = ServerOptions(
+        port=0,
+        event_log=f"sqlite:{tmp_path / 'l.sqlite'}",
+        outbox_limit=64,
+        slow_client_grace=0.2,
+    )
     async with BridgeServer(Firehose(count=5000), options) as running:
         async with connect(running.url, max_queue=1) as slow, raw_client(running.url) as fast:
             await slow.send(

@@ -274,22 +274,85 @@ async def test_pending_requests_fail_when_the_connection_ends() -> None:
     assert peer.closed
 
 
-async def test_slow_client_is_disconnected_not_waited_for() -> None:
+class StuckTransport(MemoryTransport):
+    """A transport whose client does not read until ``release`` is set."""
+
+    release: asyncio.Event
+
+    async def send(self, message: Any) -> None:
+        await self.release.wait()
+        await super().send(message)
+
+
+def stuck_pair() -> tuple[StuckTransport, MemoryTransport]:
     server_side, client_side = memory_transport_pair()
-    release = asyncio.Event()
-
-    class StuckTransport(MemoryTransport):
-        async def send(self, message: Any) -> None:
-            await release.wait()  # the client never reads
-
     stuck = StuckTransport(server_side._inbox, server_side._outbox)
-    peer = JsonRpcPeer(stuck, outbox_limit=10)
+    stuck.release = asyncio.Event()
+    return stuck, client_side
+
+
+async def test_a_burst_past_the_limit_is_not_a_slow_client() -> None:
+    stuck, client_side = stuck_pair()
+    peer = JsonRpcPeer(stuck, outbox_limit=10, slow_client_grace=30)
     run = asyncio.create_task(peer.run())
-    sent = [peer.notify("session/update", {"n": i}) for i in range(50)]
-    assert all(sent[:10])
-    assert not all(sent)
+    assert all(peer.notify("session/update", {"n": i}) for i in range(50))
+    stuck.release.set()  # the client catches up well within the grace period
+    client = Client(client_side)
+    assert [(await client.recv())["params"]["n"] for _ in range(50)] == list(range(50))
+    assert peer.close_reason is None
+    await client_side.close()
+    async with asyncio.timeout(5):
+        await run
+
+
+async def test_a_client_that_stays_behind_is_disconnected_without_more_sends() -> None:
+    stuck, client_side = stuck_pair()
+    peer = JsonRpcPeer(stuck, outbox_limit=10, slow_client_grace=0.05)
+    run = asyncio.create_task(peer.run())
+    assert all(peer.notify("session/update", {"n": i}) for i in range(50))
+    async with asyncio.timeout(5):
+        await peer.wait_closed()  # the grace timer fired: nothing else was sent
     assert peer.close_reason is CloseReason.TRY_AGAIN_LATER
-    release.set()
+    assert not peer.notify("session/update", {"n": 50})
+    stuck.release.set()
+    await client_side.close()
+    async with asyncio.timeout(5):
+        await run
+
+
+async def test_too_many_bytes_waiting_disconnects_at_once() -> None:
+    stuck, client_side = stuck_pair()
+    peer = JsonRpcPeer(stuck, outbox_limit=10_000, slow_client_grace=30, outbox_max_bytes=10_000)
+    run = asyncio.create_task(peer.run())
+    frame = b'{"jsonrpc":"2.0","method":"x","params":"' + b"y" * 3000 + b'"}'
+    sent = [peer.send(frame) for _ in range(5)]
+    assert sent[:3] == [True, True, True]
+    assert sent[3:] == [False, False]
+    assert peer.close_reason is CloseReason.TRY_AGAIN_LATER
+    stuck.release.set()
+    await client_side.close()
+    async with asyncio.timeout(5):
+        await run
+
+
+async def test_send_wait_waits_for_room_instead_of_overflowing() -> None:
+    stuck, client_side = stuck_pair()
+    peer = JsonRpcPeer(stuck, outbox_limit=4, slow_client_grace=0)
+    run = asyncio.create_task(peer.run())
+
+    async def bulk() -> list[bool]:
+        return [
+            await peer.send_wait({"jsonrpc": "2.0", "method": "m", "params": i}) for i in range(40)
+        ]
+
+    sender = asyncio.create_task(bulk())
+    stuck.release.set()
+    client = Client(client_side)
+    received = [(await client.recv())["params"] for _ in range(40)]
+    async with asyncio.timeout(5):
+        assert all(await sender)
+    assert received == list(range(40))
+    assert peer.close_reason is None  # a zero grace would have cut a plain send() at once
     await client_side.close()
     async with asyncio.timeout(5):
         await run
