@@ -28,7 +28,13 @@ from acp_bridge.rpc.errors import (
 from acp_bridge.rpc.peer import JsonRpcPeer, Reply, RequestContext
 from acp_bridge.rpc.transport import CloseReason, Transport
 from acp_bridge.sinks import agent_events_topic
-from acp_bridge.translate import Message, Profile, harn_capability_block, translate
+from acp_bridge.translate import (
+    Message,
+    Profile,
+    content_block_problem,
+    harn_capability_block,
+    translate,
+)
 from acp_bridge.translate.runtime import RuntimeTranslator, UnmappedRunError
 
 from .delivery import Attachment, stamp_event_id
@@ -463,12 +469,13 @@ class AcpConnection:
     # --- turns -----------------------------------------------------------------------------------------
 
     def _check_prompt(self, prompt: Any) -> list[dict[str, Any]]:
-        if not isinstance(prompt, list) or not all(
-            isinstance(b, dict) and isinstance(b.get("type"), str) for b in prompt
-        ):
+        if not isinstance(prompt, list):
             raise InvalidParams("prompt must be a list of content blocks", data={"field": "prompt"})
         caps = self.bridge.backend.prompt_capabilities
-        for block in prompt:
+        for i, block in enumerate(prompt):
+            problem = content_block_problem(block)
+            if problem is not None:
+                raise InvalidParams(f"prompt[{i}]: {problem}", data={"field": f"prompt[{i}]"})
             gate = _PROMPT_GATES.get(block["type"])
             if gate is not None and not getattr(caps, gate):
                 raise InvalidParams(

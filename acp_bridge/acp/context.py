@@ -22,6 +22,7 @@ from acp_bridge.agents.base import (
 from acp_bridge.events.session_event import SessionEvent
 from acp_bridge.rpc.errors import RpcError
 from acp_bridge.rpc.peer import PeerClosed
+from acp_bridge.translate import Profile, strict_tool_call_update
 
 if TYPE_CHECKING:
     from .connection import AcpConnection
@@ -122,12 +123,16 @@ class BridgeSessionContext:
         owner = self._owner
         if turn is None or owner is None or turn.cancelled.is_set():
             return _CANCELLED
+        # A strict client gets a valid ToolCallUpdate; Harn hosts get the backend's dict as is.
+        call = (
+            dict(tool_call) if owner.profile is Profile.HARN else strict_tool_call_update(tool_call)
+        )
         attachment = owner.attachment(self.session_id)
         if attachment is not None:
-            attachment.ensure_announced(dict(tool_call))
+            attachment.ensure_announced(call)
         params = {
             "sessionId": self.session_id,
-            "toolCall": dict(tool_call),
+            "toolCall": call,
             "options": [{"optionId": o.option_id, "name": o.name, "kind": o.kind} for o in options],
         }
         request = asyncio.ensure_future(

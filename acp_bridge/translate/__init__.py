@@ -3,10 +3,17 @@
 * :func:`translate` — a Harn event to ``session/update`` / ``_harn/agentEvent`` notifications;
 * :class:`RuntimeTranslator` — the stateful translator of the run-style runtime dialect;
 * :func:`harn_capability_block` — the ``agentCapabilities._meta.harn`` block a profile advertises;
+* :func:`content_block_problem` — whether a dict is a valid ACP ``ContentBlock``, and why not;
 * :func:`encode_message` — compact JSON for the wire (sorted keys in the harn profile, as Harn does).
 """
 
 from .capabilities import agent_event_kinds, harn_capability_block, session_update_extensions
+from .content import (
+    CONTENT_BLOCK_TYPES,
+    content_block_problem,
+    is_content_block,
+    strict_tool_call_update,
+)
 from .harn import ROWS, Route, Row, translate
 from .wire import (
     HARN_AGENT_EVENT_METHOD,
@@ -17,6 +24,7 @@ from .wire import (
 )
 
 __all__ = [
+    "CONTENT_BLOCK_TYPES",
     "HARN_AGENT_EVENT_METHOD",
     "ROWS",
     "SESSION_UPDATE_METHOD",
@@ -25,8 +33,11 @@ __all__ = [
     "Route",
     "Row",
     "agent_event_kinds",
+    "content_block_problem",
     "encode_message",
     "harn_capability_block",
+    "is_content_block",
     "session_update_extensions",
+    "strict_tool_call_update",
     "translate",
 ]

@@ -19,6 +19,7 @@ from typing import Any, Final, cast
 from acp_bridge.events import harn as ev
 from acp_bridge.events.harn import AgentEventBase
 
+from .content import is_content_block
 from .wire import (
     HARN_AGENT_EVENT_METHOD,
     SESSION_UPDATE_METHOD,
@@ -228,35 +229,8 @@ def _user_message_harn(e: ev.UserMessage) -> list[Message]:
     return [session_update(e.session_id, update)]
 
 
-_CONTENT_REQUIRED: Final = {
-    "text": ("text",),
-    "image": ("data", "mimeType"),
-    "audio": ("data", "mimeType"),
-    "resource_link": ("uri", "name"),
-    "resource": ("resource",),
-}
-
-
-def _is_content_block(block: Any) -> bool:
-    if not isinstance(block, dict):
-        return False
-    required = _CONTENT_REQUIRED.get(block.get("type"))  # type: ignore[arg-type]
-    if required is None:
-        return False
-    if not all(isinstance(block.get(key), str) for key in required if key != "resource"):
-        return False
-    if "resource" in required:
-        res = block.get("resource")
-        return (
-            isinstance(res, dict)
-            and isinstance(res.get("uri"), str)
-            and (isinstance(res.get("text"), str) or isinstance(res.get("blob"), str))
-        )
-    return True
-
-
 def _user_message_strict(e: ev.UserMessage) -> list[Message]:
-    if e.content and all(_is_content_block(block) for block in e.content):
+    if e.content and all(is_content_block(block) for block in e.content):
         return [
             session_update(
                 e.session_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +15,10 @@ from acp_bridge.agents.base import (
     StopReason,
 )
 from acp_bridge.events import harn as h
+from acp_bridge.translate import Profile
 from tests.support.acp_client import ClientScript, RawAcpClient, ResponseError
 
-from .conftest import BridgeHarness, ScriptedBackend
+from .conftest import BridgeHarness, ScriptedBackend, make_harness
 
 ALLOW = [
     PermissionOption("allow", "Allow", "allow_once"),
@@ -350,6 +352,84 @@ async def test_permission_request_for_an_unannounced_tool_call_announces_it(
         tool_call = next(m for m in client.received if m.get("method") == "session/update")
         assert tool_call["params"]["update"]["sessionUpdate"] == "tool_call"
         assert tool_call["params"]["update"]["toolCallId"] == "t-9"
+
+
+async def test_a_strict_client_gets_a_valid_tool_call_whatever_the_backend_passes(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    harness, backend = scripted
+
+    async def ask(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        outcome = await ctx.request_permission(
+            {"toolCallId": "t-7", "title": "Run", "kind": "shell", "command": "rm -rf build"}, ALLOW
+        )
+        return StopReason.END_TURN if outcome.allowed else StopReason.REFUSAL
+
+    backend.script = ask
+    async with harness.client() as client:  # validates every message against the ACP schema
+        await client.initialize()
+        sid = await client.new_session()
+        assert await client.prompt(sid, "go") == {"stopReason": "end_turn"}
+    request = next(m for m in client.received if m.get("method") == "session/request_permission")
+    assert request["params"]["toolCall"] == {
+        "toolCallId": "t-7",
+        "title": "Run",
+        "_meta": {"acp_bridge": {"fields": {"kind": "shell", "command": "rm -rf build"}}},
+    }
+
+
+async def test_a_harn_client_gets_the_backend_tool_call_as_is(tmp_path: Path) -> None:
+    backend = ScriptedBackend()
+
+    async def ask(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        await ctx.request_permission({"toolCallId": "t-7", "kind": "shell"}, ALLOW)
+        return StopReason.END_TURN
+
+    backend.script = ask
+    async with (
+        make_harness(tmp_path, backend, profile=Profile.HARN) as harness,
+        harness.client(validate=False) as client,
+    ):
+        await client.initialize()
+        sid = await client.new_session()
+        await client.prompt(sid, "go")
+    request = next(m for m in client.received if m.get("method") == "session/request_permission")
+    assert request["params"]["toolCall"] == {"toolCallId": "t-7", "kind": "shell"}
+
+
+@pytest.mark.parametrize(
+    ("block", "reason"),
+    [
+        ({"type": "video", "data": "x"}, "unknown content block type 'video'"),
+        ({"type": "text"}, "text block needs a string 'text'"),
+        (
+            {"type": "resource_link", "uri": "file:///a"},
+            "resource_link block needs a string 'name'",
+        ),
+    ],
+)
+async def test_an_invalid_prompt_block_is_refused_before_the_backend_sees_it(
+    scripted: tuple[BridgeHarness, ScriptedBackend], block: dict[str, Any], reason: str
+) -> None:
+    harness, backend = scripted
+    seen: list[Any] = []
+
+    async def record(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        seen.append(prompt)
+        return StopReason.END_TURN
+
+    backend.script = record
+    async with harness.client() as client:
+        await client.initialize()
+        sid = await client.new_session()
+        response = await client.request(
+            "session/prompt",
+            {"sessionId": sid, "prompt": [{"type": "text", "text": "look:"}, block]},
+        )
+    assert seen == []
+    assert response["error"]["code"] == -32602
+    assert response["error"]["message"] == f"prompt[1]: {reason}"
+    assert response["error"]["data"] == {"field": "prompt[1]"}
 
 
 async def test_event_ids_are_on_the_wire_and_increase(demo: BridgeHarness) -> None:
