@@ -143,9 +143,14 @@ class AcpBridge:
             connection._detach(session.session_id)
 
     def health(self) -> dict[str, Any]:
-        """Numbers for ``GET /healthz``."""
+        """``GET /healthz``: status (``ok``, or ``degraded`` once the event log failed) and numbers."""
         live = self._sessions.sessions if self._sessions else {}
+        # A log that cannot commit any more makes the bridge degraded: it still serves, but what
+        # it sends is no longer persisted (load and restart would lose it).
+        failure = getattr(self.log, "failure", None)
         return {
+            "status": "ok" if failure is None else "degraded",
+            "eventLog": {"ok": True} if failure is None else {"ok": False, "error": str(failure)},
             "version": __version__,
             "backend": self.backend.name,
             "sessions": len(live),

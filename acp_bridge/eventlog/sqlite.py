@@ -14,6 +14,7 @@ survive that too, at the cost of an fsync per commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -36,6 +37,11 @@ from .base import (
 )
 
 __all__ = ["SqliteEventLog"]
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no advisory lock, one writer by convention
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +140,14 @@ class SqliteEventLog:
         self._commit_window = commit_window
         self._hub = LiveHub(live_queue_size)
 
-        writer_conn, reader_conn, heads = self._open(synchronous_setting)
+        # Ids come from in-memory heads, so a second writer on the same file would hand out the
+        # same ids: one process (one instance) per file, enforced by an exclusive lock.
+        self._lock_fd = _acquire_writer_lock(self._path)
+        try:
+            writer_conn, reader_conn, heads = self._open(synchronous_setting)
+        except BaseException:
+            _release_writer_lock(self._lock_fd)
+            raise
         self._reader: sqlite3.Connection | None = reader_conn
         self._reader_lock = threading.Lock()
 
@@ -375,6 +388,12 @@ class SqliteEventLog:
         with self._lock:
             self._raise_if_failed()
 
+    @property
+    def failure(self) -> str | None:
+        """Why the log stopped accepting writes (a failed commit latches), or ``None`` if it is well."""
+        failure = self._failure
+        return None if failure is None else f"{type(failure).__name__}: {failure}"
+
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
             raise EventLogError(
@@ -407,6 +426,7 @@ class SqliteEventLog:
             self._writer.join()
             self._hub.close()
         finally:
+            _release_writer_lock(self._lock_fd)
             self._close_done.set()
         with self._lock:
             self._raise_if_failed()
@@ -537,17 +557,54 @@ def _encode_record(topic: str, record: LogRecord) -> tuple[bytes, bytes | None]:
     return payload, headers
 
 
-_headers_cache: tuple[Mapping[str, str] | None, bytes] = (None, b"")
+_headers_cache: tuple[dict[str, str] | None, bytes] = (None, b"")
 
 
 def _encode_headers(headers: Mapping[str, str]) -> bytes:
-    # Producers reuse one headers mapping for a whole session (the agent-event sink does), so the
-    # last encoding is cached by identity.
+    # Producers reuse the same headers for a whole session (the agent-event sink does), so the last
+    # encoding is cached. The cache holds a copy and compares by value: a caller that mutates its
+    # mapping between appends gets a fresh encoding, not the stale one.
     global _headers_cache
     cached, encoded = _headers_cache
-    if cached is headers:
+    if cached is not None and cached == headers:
         return encoded
-    # orjson encodes dict exactly, not other mappings.
-    encoded = orjson.dumps(headers if type(headers) is dict else dict(headers))
-    _headers_cache = (headers, encoded)
+    snapshot = dict(headers)
+    encoded = orjson.dumps(snapshot)  # orjson encodes dict exactly, not other mappings
+    _headers_cache = (snapshot, encoded)
     return encoded
+
+
+def _acquire_writer_lock(path: str) -> int | None:
+    """Take the exclusive lock on ``PATH.lock`` (created next to the database) or fail clearly."""
+    if fcntl is None:  # pragma: no cover
+        return None
+    lock_path = f"{path}.lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise EventLogError(f"cannot open event log lock {lock_path}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = ""
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(os.pread(fd, 32, 0).decode().strip() or 0)
+            holder = f" (pid {pid})" if pid else ""
+        os.close(fd)
+        raise EventLogError(
+            f"event log {path} is already in use{holder}: one bridge (one SqliteEventLog) per "
+            "log file; give this one its own --event-log, or connect to the running bridge"
+        ) from None
+    except OSError as exc:
+        os.close(fd)
+        raise EventLogError(f"cannot lock event log {path}: {exc}") from exc
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _release_writer_lock(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)  # closing the descriptor releases the lock

@@ -21,7 +21,7 @@ import platformdirs
 
 from acp_bridge.acp import AcpBridge, BridgeConfig
 from acp_bridge.agents.base import AgentBackend
-from acp_bridge.eventlog import EventLog, open_event_log
+from acp_bridge.eventlog import EventLog, EventLogError, open_event_log
 from acp_bridge.rpc.transport import Transport
 from acp_bridge.translate import Profile
 
@@ -130,7 +130,7 @@ class BridgeServer:
 
     def _close_log(self) -> None:
         if self._owns_log:
-            self.log.close()
+            _close_log(self.log)
 
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, cancel turns, flush the log, close sockets (1001)."""
@@ -167,6 +167,14 @@ class BridgeServer:
             for sig in installed:
                 loop.remove_signal_handler(sig)
             await self.stop()
+
+
+def _close_log(log: EventLog) -> None:
+    try:
+        log.close()
+    except EventLogError as exc:
+        # A latched write failure, already reported (healthz, flush errors); shutdown completes.
+        logger.error("%s", exc)
 
 
 async def serve(
@@ -209,13 +217,13 @@ async def serve_stdio(backend: AgentBackend, options: ServerOptions | None = Non
     try:
         await bridge.start()
     except BaseException:
-        log.close()
+        _close_log(log)
         raise
     try:
         transport = await open_stdio_transport(max_message_bytes=options.max_message_bytes)
     except BaseException:
         await bridge.shutdown()
-        log.close()
+        _close_log(log)
         raise
     connection = asyncio.create_task(bridge.handle_connection(transport))
     stop = asyncio.Event()
@@ -237,4 +245,4 @@ async def serve_stdio(backend: AgentBackend, options: ServerOptions | None = Non
         finally:
             connection.cancel()
             await asyncio.gather(connection, return_exceptions=True)
-            log.close()
+            _close_log(log)

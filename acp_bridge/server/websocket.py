@@ -357,9 +357,11 @@ class WebSocketServer:
             response.headers["Allow"] = "GET, HEAD"
             return response
         try:
-            extra = dict(self._health()) if self._health is not None else {}
-            body = orjson.dumps({"status": "ok", **extra})
-            status = http.HTTPStatus.OK
+            report = {"status": "ok", **(self._health() if self._health is not None else {})}
+            body = orjson.dumps(report)
+            # Anything but "ok" is a 503, so a plain HTTP health check notices too.
+            healthy = report["status"] == "ok"
+            status = http.HTTPStatus.OK if healthy else http.HTTPStatus.SERVICE_UNAVAILABLE
         except Exception:
             logger.exception("health callback failed")
             body = orjson.dumps({"status": "error"})

@@ -332,3 +332,38 @@ async def test_healthz_counts(server: BridgeServer) -> None:
     assert health["status"] == "ok"
     assert health["sessions"] == 1
     assert health["connections"] == 1
+    assert health["eventLog"] == {"ok": True}
+
+
+async def test_healthz_is_503_degraded_once_the_log_cannot_commit(server: BridgeServer) -> None:
+    import urllib.error
+    import urllib.request
+
+    from acp_bridge.eventlog import EventLogError, SqliteEventLog
+
+    log = server.log
+    assert isinstance(log, SqliteEventLog)
+
+    def fail(batch: object) -> None:
+        raise OSError("disk full")
+
+    log._before_write = fail
+    async with raw_client(server.url) as client:
+        await client.initialize()
+        await client.new_session()  # its index record is the write that fails
+    with pytest.raises(EventLogError, match="disk full"):
+        await log.aflush()
+    url = server.url.replace("ws://", "http://").rsplit("/", 1)[0] + "/healthz"
+
+    def fetch() -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    code, body = await asyncio.to_thread(fetch)
+    health = orjson.loads(body)
+    assert code == 503
+    assert health["status"] == "degraded"
+    assert health["eventLog"] == {"ok": False, "error": "OSError: disk full"}

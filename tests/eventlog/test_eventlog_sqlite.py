@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import closing
@@ -263,12 +266,14 @@ async def test_a_write_error_surfaces_in_aflush(db: Path) -> None:
         raise OSError("disk on fire")
 
     log._before_write = fail
+    assert log.failure is None
     log.append("t", rec(0))
     try:
         with pytest.raises(EventLogError, match="disk on fire") as raised:
             async with asyncio.timeout(5):
                 await log.aflush()
         assert isinstance(raised.value.__cause__, OSError)
+        assert log.failure == "OSError: disk on fire"  # what /healthz reports
     finally:
         with pytest.raises(EventLogError):
             log.close()
@@ -400,3 +405,60 @@ def test_commit_window_zero_commits_as_soon_as_possible(db: Path) -> None:
         log.close()
     with pytest.raises(ValueError, match="commit_window"):
         SqliteEventLog(db, commit_window=-1)
+
+
+def test_one_instance_per_file(db: Path) -> None:
+    first = SqliteEventLog(db)
+    try:
+        with pytest.raises(EventLogError, match=rf"already in use \(pid {os.getpid()}\)"):
+            SqliteEventLog(db)
+        first.append("t", rec(0))  # the refused second instance left the first one alone
+    finally:
+        first.close()
+    second = SqliteEventLog(db)  # closing released the lock
+    try:
+        assert second.latest("t") == 1
+    finally:
+        second.close()
+
+
+def test_another_process_cannot_open_the_file_while_we_hold_it(db: Path) -> None:
+    holder = SqliteEventLog(db)
+    try:
+        probe = (
+            "import sys\n"
+            "from acp_bridge.eventlog import EventLogError, SqliteEventLog\n"
+            "try:\n"
+            "    SqliteEventLog(sys.argv[1]).close()\n"
+            "except EventLogError as exc:\n"
+            "    print(exc)\n"
+            "    sys.exit(3)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", probe, str(db)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        holder.close()
+    assert result.returncode == 3, result.stderr
+    assert f"already in use (pid {os.getpid()})" in result.stdout
+
+
+def test_headers_mutated_between_appends_are_stored_as_they_were(db: Path) -> None:
+    log = SqliteEventLog(db)
+    headers = {"session": "a"}
+    log.append("t", LogRecord("k", {}, headers))
+    headers["session"] = "b"  # the same mapping, changed
+    log.append("t", LogRecord("k", {}, headers))
+    log.close()
+    log = SqliteEventLog(db)
+    try:
+        assert [e.record.headers for e in log.read_range("t")] == [
+            {"session": "a"},
+            {"session": "b"},
+        ]
+    finally:
+        log.close()
