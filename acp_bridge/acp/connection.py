@@ -73,6 +73,21 @@ def _agent_failure(exc: Exception, session_id: str, method: str) -> RpcError:
     )
 
 
+def _mcp_servers(params: Mapping[str, Any]) -> tuple[dict[str, Any], ...] | None:
+    """``mcpServers`` as given (``None`` when absent: Harn hosts may omit it)."""
+    servers = params.get("mcpServers")
+    if servers is None:
+        return None
+    if not isinstance(servers, list) or not all(
+        isinstance(server, dict) and isinstance(server.get("name"), str) for server in servers
+    ):
+        raise InvalidParams(
+            "mcpServers must be a list of MCP server objects with a name",
+            data={"field": "mcpServers"},
+        )
+    return tuple(servers)
+
+
 def _session_id(params: Mapping[str, Any]) -> str:
     value = params.get("sessionId")
     if not isinstance(value, str) or not value:
@@ -286,7 +301,9 @@ class AcpConnection:
     async def _session_new(self, params: dict[str, Any], ctx: RequestContext) -> Any:
         cwd = _absolute_cwd(params)
         assert cwd is not None
+        mcp_servers = _mcp_servers(params)
         session = self.bridge.sessions.create(cwd)
+        session.mcp_servers = mcp_servers or ()
         attachment = self._attach(session)
         try:
             await self.bridge.start_backend_session(session, new=True)
@@ -307,9 +324,12 @@ class AcpConnection:
         after = params.get("lastAckedEventId", 0)
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             raise InvalidParams("lastAckedEventId must be a non-negative integer")
+        mcp_servers = _mcp_servers(params)
         session = self.bridge.sessions.get(session_id)
         if session is None:
             raise ResourceNotFound("unknown session", data={"sessionId": session_id})
+        if mcp_servers is not None:
+            session.mcp_servers = mcp_servers
         attachment = self._attach(session)
         try:
             replayed, last = await self._replay(session, attachment, after)
@@ -373,9 +393,12 @@ class AcpConnection:
     async def _session_resume(self, params: dict[str, Any], ctx: RequestContext) -> Any:
         session_id = _session_id(params)
         _absolute_cwd(params, required=False)
+        mcp_servers = _mcp_servers(params)
         session = self.bridge.sessions.get(session_id)
         if session is None:
             raise ResourceNotFound("unknown session", data={"sessionId": session_id})
+        if mcp_servers is not None:
+            session.mcp_servers = mcp_servers
         attachment = self._attach(session)
         attachment.replayed_through = self.bridge.log.latest(agent_events_topic(session_id)) or 0
         try:

@@ -71,6 +71,11 @@ class BridgeSessionContext:
         return self._session.record.cwd
 
     @property
+    def mcp_servers(self) -> Sequence[Mapping[str, Any]]:
+        """The MCP servers of the latest ``session/new``/``load``/``resume`` (in memory only)."""
+        return self._session.mcp_servers
+
+    @property
     def _turn(self) -> Turn | None:
         return self._session.current_turn
 

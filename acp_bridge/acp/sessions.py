@@ -129,6 +129,9 @@ class Session:
         self.turn_count = 0
         self.backend_started = False
         self.mode_id: str | None = None
+        # From the latest session/new, load or resume; not persisted (env and headers may hold
+        # secrets), so after a restart the next load supplies them again.
+        self.mcp_servers: tuple[dict[str, Any], ...] = ()
         # Set once the last turn's prompt response is on the wire: the next turn waits for it, so
         # no update of a turn can follow another turn's response.
         self._answered: asyncio.Event | None = None

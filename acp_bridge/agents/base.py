@@ -160,6 +160,15 @@ class SessionContext(Protocol):
         """The session's working directory (absolute)."""
 
     @property
+    def mcp_servers(self) -> Sequence[Mapping[str, Any]]:
+        """The ``mcpServers`` the client gave in its latest ``session/new``/``load``/``resume``.
+
+        ACP ``McpServer`` objects as sent (``stdio``: ``name``, ``command``, ``args``, ``env``; ``http``
+        and ``sse``: ``type``, ``name``, ``url``, ``headers``). Kept in memory only, never logged:
+        they may carry secrets. Empty for sessions no client has opened.
+        """
+
+    @property
     def client_capabilities(self) -> Mapping[str, Any]:
         """The raw ``clientCapabilities`` of the client driving the current turn."""
 

@@ -641,7 +641,14 @@ class ExecBackend(BaseBackend):
     async def _announce(self, state: _SessionState, child: _Child, op: str) -> None:
         state.child = child
         try:
-            await child.send(encode_op(op, session_id=state.ctx.session_id, cwd=state.ctx.cwd))
+            await child.send(
+                encode_op(
+                    op,
+                    session_id=state.ctx.session_id,
+                    cwd=state.ctx.cwd,
+                    mcp_servers=list(state.ctx.mcp_servers),
+                )
+            )
         except _ChildGone:
             raise await self._gone(child) from None
 

@@ -6,13 +6,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from acp_bridge.agents.base import SessionContext, StopReason
 from acp_bridge.agents.demo import DemoBackend
 from acp_bridge.translate import Profile
 from tests.support.acp_client import RawAcpClient, ResponseError
 
-from .conftest import BridgeHarness, make_harness
+from .conftest import BridgeHarness, ScriptedBackend, make_harness
 
 
 def strip_replay(message: dict[str, Any]) -> dict[str, Any]:
@@ -288,3 +290,49 @@ async def test_strict_profile_forced_for_a_harn_client(tmp_path: Path) -> None:
         await client.initialize({"_meta": {"harn": {}}})
         sid = await client.new_session()
         await client.prompt(sid, "Fix it")
+
+
+async def test_mcp_servers_reach_the_backend_and_never_the_log(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    harness, backend = scripted
+    seen: list[Any] = []
+
+    async def look(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        seen.append(list(ctx.mcp_servers))
+        return StopReason.END_TURN
+
+    backend.script = look
+    secret = {
+        "name": "gh",
+        "command": "mcp-github",
+        "args": [],
+        "env": [{"name": "TOKEN", "value": "s3cret"}],
+    }
+    other = {"type": "http", "name": "docs", "url": "https://mcp.example/docs", "headers": []}
+    async with harness.client() as client:
+        await client.initialize()
+        result = await client.call("session/new", {"cwd": "/tmp/p", "mcpServers": [secret]})
+        sid = result["sessionId"]
+        await client.prompt(sid, "x")
+        # A later load (another editor window, say) brings its own list.
+        await client.call(
+            "session/load", {"sessionId": sid, "cwd": "/tmp/p", "mcpServers": [other]}
+        )
+        await client.prompt(sid, "y")
+        # resume without the field keeps what the session has.
+        await client.call("session/resume", {"sessionId": sid, "cwd": "/tmp/p"})
+        await client.prompt(sid, "z")
+        bad = await client.request(
+            "session/new", {"cwd": "/tmp/p", "mcpServers": [{"command": "x"}]}
+        )
+    assert seen == [[secret], [other], [other]]
+    assert bad["error"]["code"] == -32602
+    assert bad["error"]["data"] == {"field": "mcpServers"}
+    log = harness.bridge.log
+    stored = b"".join(
+        orjson.dumps(entry.record.payload)
+        for topic in log.topics()
+        for entry in log.read_range(topic)
+    )
+    assert b"s3cret" not in stored

@@ -55,9 +55,11 @@ class FakeSessionContext:
         cancel_when: Callable[[AgentEventBase], bool] | None = None,
         read_error: Exception | None = None,
         read_hangs: bool = False,
+        mcp_servers: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self._session_id = session_id
         self._cwd = cwd
+        self._mcp_servers = tuple(mcp_servers)
         self._capabilities: dict[str, Any] = {
             "fs": {"readTextFile": fs_read, "writeTextFile": False},
             "terminal": False,
@@ -97,6 +99,10 @@ class FakeSessionContext:
     @property
     def cwd(self) -> str:
         return self._cwd
+
+    @property
+    def mcp_servers(self) -> Sequence[Mapping[str, Any]]:
+        return self._mcp_servers
 
     @property
     def client_capabilities(self) -> Mapping[str, Any]:

@@ -95,6 +95,8 @@ def run(sid, turn, actions, start):
             chunk(sid, json.dumps([r[1] for r in responses.values()]))
         elif kind == "ops":
             chunk(sid, json.dumps([[o["op"], o.get("session_id")] for o in ops]))
+        elif kind == "full_ops":
+            chunk(sid, json.dumps([o for o in ops if o["op"] != "prompt"]))
 
 if os.environ.get("STUBBORN"):  # ignores SIGTERM, and stays when stdin closes
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -200,6 +202,21 @@ async def test_starts_lazily_and_announces_the_session(make_backend: MakeBackend
     assert await prompt(backend, ctx, {"ops": True}, {"end": "end_turn"}) == StopReason.END_TURN
     assert last_json(ctx) == [["new_session", "s1"], ["prompt", "s1"]]
     assert backend.starts == 1
+
+
+async def test_the_child_gets_cwd_and_mcp_servers_with_the_session(
+    make_backend: MakeBackend,
+) -> None:
+    backend = make_backend()
+    server = {"name": "fs", "command": "/usr/bin/mcp-fs", "args": [], "env": []}
+    ctx = FakeSessionContext("s1", "/work/p", mcp_servers=[server])
+    await backend.new_session(ctx)
+    assert (
+        await prompt(backend, ctx, {"full_ops": True}, {"end": "end_turn"}) == StopReason.END_TURN
+    )
+    assert last_json(ctx) == [
+        {"op": "new_session", "session_id": "s1", "cwd": "/work/p", "mcp_servers": [server]}
+    ]
 
 
 async def test_events_arrive_in_stdout_order(make_backend: MakeBackend) -> None:
