@@ -31,6 +31,7 @@ from acp_bridge.sinks import agent_events_topic
 from acp_bridge.translate import (
     Message,
     Profile,
+    bridge_capability_block,
     content_block_problem,
     harn_capability_block,
     translate,
@@ -282,7 +283,10 @@ class AcpConnection:
                 "embeddedContext": prompt.embedded_context,
             },
             "sessionCapabilities": {"list": {}, "resume": {}, "close": {}},
-            "_meta": {"harn": harn_capability_block(self.profile)},
+            "_meta": {
+                "harn": harn_capability_block(self.profile),
+                "acp_bridge": bridge_capability_block(self.profile),
+            },
         }
         # ACP: the agent answers with the latest version it supports, whatever the client asked.
         return {

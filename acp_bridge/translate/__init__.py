@@ -7,7 +7,12 @@
 * :func:`encode_message` — compact JSON for the wire (sorted keys in the harn profile, as Harn does).
 """
 
-from .capabilities import agent_event_kinds, harn_capability_block, session_update_extensions
+from .capabilities import (
+    agent_event_kinds,
+    bridge_capability_block,
+    harn_capability_block,
+    session_update_extensions,
+)
 from .content import (
     CONTENT_BLOCK_TYPES,
     content_block_problem,
@@ -33,6 +38,7 @@ __all__ = [
     "Route",
     "Row",
     "agent_event_kinds",
+    "bridge_capability_block",
     "content_block_problem",
     "encode_message",
     "harn_capability_block",

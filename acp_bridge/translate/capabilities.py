@@ -1,8 +1,12 @@
-"""The ``agentCapabilities._meta.harn`` block, generated from the translation table.
+"""The ``agentCapabilities._meta`` blocks: ``harn`` (generated from the translation table) and ``acp_bridge``.
 
 Harn advertises its lifecycle extensions under ``agentCapabilities._meta.harn`` (harn#820). The lists here
 are computed from :data:`acp_bridge.translate.harn.ROWS`, so a profile advertises exactly the non-standard
 update names and ``_harn/agentEvent`` kinds it can emit (Harn's own lists drifted; ours cannot).
+
+``agentCapabilities._meta.acp_bridge`` describes what the bridge adds on top: where event ids are, the
+``lastAckedEventId`` resume point of ``session/load``, and the ``_acp_bridge/runtimeEvent`` extension of
+the run-style runtime dialect.
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ from __future__ import annotations
 from typing import Any, Final
 
 from .harn import CONTENT_EXTENSION_FIELDS, ROWS, TOOL_LIFECYCLE_EXTENSION_FIELDS, Route
+from .runtime import RUNTIME_EVENT_KINDS, RUNTIME_EVENT_METHOD
 from .wire import HARN_AGENT_EVENT_METHOD, SESSION_UPDATE_METHOD, Profile
 
 __all__ = [
     "ACP_SCHEMA_COMPATIBILITY",
     "agent_event_kinds",
+    "bridge_capability_block",
     "harn_capability_block",
     "session_update_extensions",
 ]
@@ -69,4 +75,24 @@ def harn_capability_block(profile: Profile | str) -> dict[str, Any]:
             }
         },
         "extensionContract": EXTENSION_CONTRACT,
+    }
+
+
+def bridge_capability_block(profile: Profile | str) -> dict[str, Any]:
+    """The value of ``agentCapabilities._meta.acp_bridge`` for a connection speaking ``profile``."""
+    profile = Profile(profile)
+    return {
+        "eventIdField": "_harn.eventId" if profile is Profile.HARN else "params._meta.harn.eventId",
+        "sessionLoad": {
+            "lastAckedEventId": True,
+            "resultFields": ["_meta.harn.replayedEvents", "_meta.harn.lastEventId"],
+        },
+        "promptResultFields": ["_meta.harn.persistenceError"],
+        "extensionMethods": {
+            RUNTIME_EVENT_METHOD: {
+                "description": "Run-style runtime events with no ACP session/update mapping.",
+                "kinds": list(RUNTIME_EVENT_KINDS),
+                "forwardsUnknownKinds": True,
+            }
+        },
     }

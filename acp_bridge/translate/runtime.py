@@ -23,6 +23,7 @@ from acp_bridge.events import runtime as rt
 from .wire import Message, session_update
 
 __all__ = [
+    "RUNTIME_EVENT_KINDS",
     "RUNTIME_EVENT_METHOD",
     "RUNTIME_META_KEY",
     "RUNTIME_ROWS",
@@ -35,6 +36,20 @@ __all__ = [
 ]
 
 RUNTIME_EVENT_METHOD: Final = "_acp_bridge/runtimeEvent"
+RUNTIME_EVENT_KINDS: Final = (
+    "run_started",
+    "context_built",
+    "model_started",
+    "assistant_message_committed",
+    "tool_message_committed",
+    "usage_recorded",
+    "run_completed",
+    "run_failed",
+    "run_cancelled",
+    "doom_loop_detected",
+    "compaction_circuit_opened",
+)
+"""The ``kind`` values of ``_acp_bridge/runtimeEvent`` for known variants (unknown ones use their own)."""
 RUNTIME_META_KEY: Final = "acp_bridge"
 """The ``_meta`` namespace for runtime-dialect extras on standard updates."""
 

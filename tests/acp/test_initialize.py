@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from acp_bridge.agents.demo import DemoBackend
-from acp_bridge.translate import Profile, harn_capability_block
+from acp_bridge.translate import Profile, bridge_capability_block, harn_capability_block
 from tests.support.acp_client import ResponseError
 
 from .conftest import BridgeHarness, make_harness
@@ -99,3 +100,33 @@ async def test_unknown_notifications_are_ignored(demo: BridgeHarness) -> None:
         await client.notify("$/progress", {})
         sid = await client.new_session()
     assert sid
+
+
+def _at(message: dict[str, Any], path: str) -> Any:
+    value: Any = message
+    for key in path.split("."):
+        value = value[key]
+    return value
+
+
+@pytest.mark.parametrize("harn", [False, True])
+async def test_the_bridge_block_says_where_event_ids_really_are(
+    demo: BridgeHarness, harn: bool
+) -> None:
+    async with demo.client(validate=not harn) as client:
+        result = await client.initialize({"_meta": {"harn": {}}} if harn else {})
+        block = result["agentCapabilities"]["_meta"]["acp_bridge"]
+        sid = await client.new_session()
+        await client.prompt(sid, "/echo hi")
+        load = await client.call(
+            "session/load", {"sessionId": sid, "cwd": "/tmp", "mcpServers": []}
+        )
+    assert block == bridge_capability_block(Profile.HARN if harn else Profile.STRICT)
+    assert block["sessionLoad"]["lastAckedEventId"] is True
+    assert block["extensionMethods"]["_acp_bridge/runtimeEvent"]["forwardsUnknownKinds"] is True
+    updates = [m for m in client.received if m.get("method") == "session/update"]
+    ids = [_at(m, block["eventIdField"]) for m in updates if "eventId" in str(m)]
+    assert ids
+    assert all(isinstance(i, int) for i in ids)
+    for field in block["sessionLoad"]["resultFields"]:
+        assert isinstance(_at(load, field), int)

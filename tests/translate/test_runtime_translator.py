@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from acp_bridge.events.runtime import parse_runtime_event
 from acp_bridge.translate.runtime import (
+    RUNTIME_EVENT_KINDS,
     RUNTIME_EVENT_METHOD,
     RUNTIME_ROWS,
     RuntimeTranslation,
@@ -293,3 +295,12 @@ def test_every_documented_variant_is_exercised() -> None:
 )
 def test_parse_partial_json(text: str, expected: tuple[bool, Any]) -> None:
     assert parse_partial_json(text) == expected
+
+
+def test_the_advertised_runtime_kinds_are_the_documented_ones() -> None:
+    documented = {
+        kind
+        for _, route, _ in RUNTIME_ROWS
+        for kind in re.findall(r"runtimeEvent` `([a-z_]+)`", route)
+    }
+    assert documented == set(RUNTIME_EVENT_KINDS)
