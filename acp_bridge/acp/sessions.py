@@ -1,9 +1,9 @@
 """Sessions: their sinks, their turns, and the index that lets them outlive sockets and restarts.
 
-A :class:`Session` owns the two sinks every live session has in the registry — the
-:class:`~acp_bridge.sinks.EventLogSink` (persistence; gives each event its id) and the
-:class:`AcpSessionSink` (translation and delivery to attached clients, see
-:mod:`acp_bridge.acp.delivery`) — and runs turns one at a time (decision 0003). The
+A :class:`Session` owns the sink every live session has in the registry, :class:`SessionSink`, which
+persists each event through an :class:`~acp_bridge.sinks.EventLogSink` (giving it its id) and hands it
+to translation and delivery (:mod:`acp_bridge.acp.delivery`) in id order; it runs turns one at a time
+(decision 0003). The
 :class:`SessionManager` creates, restores, lists and closes sessions; their metadata is kept in the
 event log topic ``acp_bridge.sessions`` so a restarted bridge still knows them.
 """
@@ -34,10 +34,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CANCEL_GRACE_SECONDS",
     "SESSION_INDEX_TOPIC",
-    "AcpSessionSink",
     "Session",
     "SessionManager",
     "SessionRecord",
+    "SessionSink",
     "Turn",
 ]
 
@@ -75,24 +75,49 @@ class SessionRecord:
         return info
 
 
-class AcpSessionSink:
-    """Registry sink that forwards a session's events to its attached clients.
+class SessionSink:
+    """The one sink a live session has in the registry: persist the event (its id), then deliver it.
 
-    Registered right after the session's ``EventLogSink``, it reads the id that sink just gave the event
-    and publishes on the event loop; an event emitted on another thread is marshalled there in order.
+    Events reach clients in the order of their ids, which is the order of the log, even when several
+    threads emit for one session: the append and the hand-off to the event loop happen under one lock.
+    On the loop's thread an event is published at once, unless events from other threads are still on
+    their way to the loop; then it queues behind them. (Without this, a client could see id 6 after id
+    7, ack 7, and lose 6 on its next ``session/load``.)
     """
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._lock = threading.Lock()
+        self._in_flight = 0  # publishes handed to the loop from a queue, not run yet
 
     def handle_event(self, event: SessionEvent) -> None:
-        """Forward ``event`` with its event-log id."""
+        """Append ``event`` to the log and forward it with its id."""
+        self.persist_and_publish(event)
+
+    def persist_and_publish(self, event: SessionEvent, exclude: Attachment | None = None) -> None:
+        """Append ``event``, then publish it to every attachment but ``exclude``, in id order."""
         session = self.session
-        event_id = session.event_sink.last_event_id()
-        if threading.get_ident() == session.loop_thread:
-            session.fanout.publish(event, event_id)
-        else:
-            session.loop.call_soon_threadsafe(session.fanout.publish, event, event_id)
+        log_sink = session.event_sink
+        on_loop = threading.get_ident() == session.loop_thread
+        with self._lock:
+            log_sink.handle_event(event)
+            event_id = log_sink.last_event_id()
+            direct = on_loop and self._in_flight == 0
+            if not direct:
+                self._in_flight += 1
+                session.loop.call_soon_threadsafe(self._publish_queued, event, event_id, exclude)
+        if direct:
+            # Nothing queued can run before this: it runs on the loop's own thread, right now.
+            session.fanout.publish(event, event_id, exclude)
+
+    def _publish_queued(
+        self, event: SessionEvent, event_id: int | None, exclude: Attachment | None
+    ) -> None:
+        try:
+            self.session.fanout.publish(event, event_id, exclude)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
 
 @dataclass(eq=False)
@@ -120,8 +145,8 @@ class Session:
         self.loop = manager.loop
         self.loop_thread = manager.loop_thread
         self.fanout = SessionFanout(record.session_id)
-        self.event_sink = EventLogSink(manager.log, record.session_id)
-        self.acp_sink = AcpSessionSink(self)
+        self.event_sink = EventLogSink(manager.log, record.session_id)  # used by `sink` only
+        self.sink = SessionSink(self)
         self.context = context_factory(self)
         self.turn_lock = asyncio.Lock()
         self.cancel_generation = 0
@@ -249,9 +274,7 @@ class Session:
         event = UserMessage(
             session_id=self.session_id, message_id=f"user-{uuid.uuid4().hex}", content=prompt
         )
-        self.event_sink.handle_event(event)
-        event_id = self.event_sink.last_event_id()
-        self.fanout.publish(event, event_id, exclude)
+        self.sink.persist_and_publish(event, exclude)
 
     # --- attachments -------------------------------------------------------------------------------
 
@@ -340,8 +363,7 @@ class SessionManager:
     def _activate(self, record: SessionRecord) -> Session:
         session = Session(record, manager=self, context_factory=self.context_factory)
         self.sessions[record.session_id] = session
-        self.registry.register_sink(record.session_id, session.event_sink)
-        self.registry.register_sink(record.session_id, session.acp_sink)
+        self.registry.register_sink(record.session_id, session.sink)
         return session
 
     def create(
@@ -390,8 +412,7 @@ class SessionManager:
         The backend is not told (it is the one that failed to create it).
         """
         session.cancel()
-        self.registry.unregister_sink(session.session_id, session.event_sink)
-        self.registry.unregister_sink(session.session_id, session.acp_sink)
+        self.registry.unregister_sink(session.session_id, session.sink)
         self.sessions.pop(session.session_id, None)
         session.record.closed = True
         session.record.updated_at = _now_iso()
@@ -403,8 +424,7 @@ class SessionManager:
         Only this manager's own sinks go: other sinks an embedding program registered are left alone.
         """
         for session in list(self.sessions.values()):
-            self.registry.unregister_sink(session.session_id, session.event_sink)
-            self.registry.unregister_sink(session.session_id, session.acp_sink)
+            self.registry.unregister_sink(session.session_id, session.sink)
         self.sessions.clear()
 
     def list(self, cwd: str | None, cursor: str | None) -> tuple[list[SessionRecord], str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -345,3 +346,53 @@ async def test_load_of_a_session_that_never_stops_emitting_finishes(
         ]
     assert texts == [f"c{i}" for i in range(len(texts))]  # replay then live: no gap, no duplicate
     assert len(texts) > snapshot
+
+
+async def test_events_from_several_threads_reach_clients_in_log_order(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    harness, backend = scripted
+    per_thread = 400
+
+    async def threaded(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        start = threading.Barrier(3)
+
+        def worker(name: str) -> None:
+            start.wait(timeout=5)
+            for i in range(per_thread):
+                chunk(ctx, f"{name}{i}")
+
+        workers = [asyncio.to_thread(worker, name) for name in ("a", "b")]
+        running = asyncio.gather(*workers)
+        await asyncio.to_thread(start.wait, 5)
+        for i in range(per_thread):  # the loop's own thread emits at the same time
+            chunk(ctx, f"l{i}")
+            if i % 100 == 0:
+                await asyncio.sleep(0)  # let queued cross-thread publishes run in between
+        await running
+        return StopReason.END_TURN
+
+    backend.script = threaded
+    async with harness.client() as client:
+        await client.initialize()
+        sid = await client.new_session()
+        async with asyncio.timeout(20):
+            assert await client.prompt(sid, "go") == {"stopReason": "end_turn"}
+    wire = [
+        (m["params"]["_meta"]["harn"]["eventId"], m["params"]["update"]["content"]["text"])
+        for m in client.received
+        if m.get("method") == "session/update"
+        and m["params"]["update"]["sessionUpdate"] == "agent_message_chunk"
+    ]
+    assert len(wire) == 3 * per_thread
+    ids = [event_id for event_id, _ in wire]
+    assert ids == sorted(ids)  # the order of the log, whoever emitted
+    logged = {
+        e.id: e.record.payload["event"]["content"]
+        for e in harness.bridge.log.read_range(agent_events_topic(sid))
+        if e.record.kind == "agent_message_chunk"
+    }
+    assert dict(wire) == logged
+    for name in "abl":  # and each emitter's own order is kept
+        mine = [text for _, text in wire if text[0] == name]
+        assert mine == [f"{name}{i}" for i in range(per_thread)]
