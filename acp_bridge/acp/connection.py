@@ -22,6 +22,7 @@ from acp_bridge.rpc.errors import (
     InternalError,
     InvalidParams,
     InvalidRequest,
+    MethodNotFound,
     ResourceNotFound,
     RpcError,
 )
@@ -267,6 +268,12 @@ class AcpConnection:
     async def _initialize(self, params: dict[str, Any], ctx: RequestContext) -> Any:
         if self.initialized:
             raise InvalidRequest("initialize was already called on this connection")
+        version = params.get("protocolVersion")
+        if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= 65535:
+            raise InvalidParams(
+                "protocolVersion must be an integer (ACP v1 is 1)",
+                data={"field": "protocolVersion"},
+            )
         caps = params.get("clientCapabilities")
         self.client_capabilities = caps if isinstance(caps, dict) else {}
         info = params.get("clientInfo")
@@ -446,11 +453,15 @@ class AcpConnection:
         return result
 
     async def _session_set_mode(self, params: dict[str, Any], ctx: RequestContext) -> Any:
-        session, attachment = self._attached_session(params)
-        mode_id = params.get("modeId")
         modes = {m.id for m in self.bridge.backend.modes()}
         if not modes:
-            raise InvalidParams("this agent offers no session modes")
+            # Not offered (session/new had no modes), so, to the client, not a method at all.
+            raise MethodNotFound(
+                "session/set_mode is not offered: this agent has no session modes",
+                data={"method": "session/set_mode"},
+            )
+        session, attachment = self._attached_session(params)
+        mode_id = params.get("modeId")
         if mode_id not in modes:
             raise InvalidParams(
                 "unknown modeId", data={"modeId": mode_id, "available": sorted(modes)}
@@ -469,6 +480,11 @@ class AcpConnection:
         session, attachment = self._attached_session(params)
         config_id, value = params.get("configId"), params.get("value")
         known = {o.id for o in self.bridge.backend.config_options(session.context)}
+        if not known:
+            raise MethodNotFound(
+                "session/set_config_option is not offered: this agent has no config options",
+                data={"method": "session/set_config_option"},
+            )
         if config_id not in known:
             raise InvalidParams("unknown configId", data={"configId": config_id})
         if not isinstance(value, str):

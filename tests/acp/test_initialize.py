@@ -130,3 +130,15 @@ async def test_the_bridge_block_says_where_event_ids_really_are(
     assert all(isinstance(i, int) for i in ids)
     for field in block["sessionLoad"]["resultFields"]:
         assert isinstance(_at(load, field), int)
+
+
+@pytest.mark.parametrize("params", [{}, {"protocolVersion": "1"}, {"protocolVersion": True}])
+async def test_initialize_needs_an_integer_protocol_version(
+    demo: BridgeHarness, params: dict[str, Any]
+) -> None:
+    async with demo.client() as client:
+        response = await client.request("initialize", params)
+        assert response["error"]["code"] == -32602
+        assert response["error"]["data"] == {"field": "protocolVersion"}
+        # The connection is not initialized by a refused attempt: a proper one still works.
+        assert (await client.initialize())["protocolVersion"] == 1

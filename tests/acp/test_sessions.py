@@ -336,3 +336,20 @@ async def test_mcp_servers_reach_the_backend_and_never_the_log(
         for entry in log.read_range(topic)
     )
     assert b"s3cret" not in stored
+
+
+async def test_modes_and_config_options_not_offered_are_not_methods(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    harness, _ = scripted  # offers neither modes nor config options
+    async with harness.client() as client:
+        await client.initialize()
+        sid = await client.new_session()
+        mode = await client.request("session/set_mode", {"sessionId": sid, "modeId": "code"})
+        option = await client.request(
+            "session/set_config_option", {"sessionId": sid, "configId": "model", "value": "x"}
+        )
+    assert mode["error"]["code"] == -32601
+    assert mode["error"]["data"] == {"method": "session/set_mode"}
+    assert option["error"]["code"] == -32601
+    assert option["error"]["data"] == {"method": "session/set_config_option"}

@@ -388,10 +388,19 @@ def test_create_backend(tmp_path: Path) -> None:
 async def test_a_pending_sync_gives_up_when_closed(tmp_path: Path) -> None:
     backend = TailBackend(tmp_path, poll_interval=60)
     await backend.start(FakeHost())
+    waiting = asyncio.Event()
+
+    class SignallingEvent(asyncio.Event):
+        def set(self) -> None:
+            waiting.set()  # first, so this test resumes before the polling loop does
+            super().set()
+
+    backend._wake = SignallingEvent()
     waiter = asyncio.create_task(backend.sync())
-    # One scheduler step (deterministic, not a timed wait): the waiter wakes the loop and waits
-    # for its round; aclose() cancels the loop before that round can run.
-    await asyncio.sleep(0)
+    # sync() sets the wake event right before it waits for a round; aclose() then cancels the
+    # loop before that round can run.
+    async with asyncio.timeout(5):
+        await waiting.wait()
     await backend.aclose()
     async with asyncio.timeout(5):
         with pytest.raises(RuntimeError, match="was closed"):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -110,9 +111,19 @@ async def test_close_wakes_a_pending_receive(
     pipe_transport: tuple[NdjsonTransport, int, int],
 ) -> None:
     transport, _, peer_read = pipe_transport
+    lines = transport._lines
+    read_line = lines.readline
+    reading = asyncio.Event()
+
+    async def signalling_readline() -> Any:
+        reading.set()  # the task goes straight on into the real read and blocks on the pipe
+        return await read_line()
+
+    lines.readline = signalling_readline  # type: ignore[method-assign]
     async with asyncio.timeout(5):
         pending = asyncio.create_task(transport.receive())
-        await asyncio.sleep(0)  # one loop turn: the task is now blocked reading the pipe
+        await reading.wait()
+        assert not pending.done()
         await transport.close()
         assert await pending is None
         await transport.close()
