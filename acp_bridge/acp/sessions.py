@@ -100,8 +100,7 @@ class SessionSink:
         log_sink = session.event_sink
         on_loop = threading.get_ident() == session.loop_thread
         with self._lock:
-            log_sink.handle_event(event)
-            event_id = log_sink.last_event_id()
+            event_id = log_sink.append(event)
             direct = on_loop and self._in_flight == 0
             if not direct:
                 self._in_flight += 1

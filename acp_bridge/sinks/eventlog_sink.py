@@ -5,8 +5,9 @@ Topic ``observability.agent_events.<session id, sanitised>``; one record per eve
 
 Harn's first version spawned one task per append and so lost ordering; here the append is synchronous
 (the log assigns the id in memory and commits in the background), so records are in emit order and the
-id is known before the next sink runs. The ACP session sink registered right after this one reads that
-id with :meth:`EventLogSink.last_event_id` to stamp the messages it forwards.
+id is known at once: :meth:`EventLogSink.append` returns it (the ACP layer's session sink uses that to
+stamp what it forwards), and a sink registered after this one can read it with
+:meth:`EventLogSink.last_event_id`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class EventLogSink:
 
     def handle_event(self, event: SessionEvent) -> None:
         """Append ``event`` and remember its id for the calling thread."""
+        self._last.event_id = self.append(event)
+
+    def append(self, event: SessionEvent) -> int | None:
+        """Append ``event`` and return its id (``None`` if the append failed; that is logged)."""
         now = time.time_ns() // 1_000_000
         # The payload is built as JSON bytes around the event's own serde encoding, so each event
         # is serialised exactly once on its way to disk.
@@ -60,9 +65,8 @@ class EventLogSink:
         )
         record = LogRecord.from_json(event.type, payload, self._headers, now)
         try:
-            self._last.event_id = self.log.append(self.topic, record)
+            return self.log.append(self.topic, record)
         except Exception as exc:
-            self._last.event_id = None
             self.append_errors += 1
             if self.append_errors == 1 or self.append_errors % 1000 == 0:
                 logger.error(
@@ -71,6 +75,7 @@ class EventLogSink:
                     self.append_errors,
                     exc,
                 )
+            return None
 
     def last_event_id(self) -> int | None:
         """The id of the last event this thread appended through this sink (``None`` if it failed)."""
