@@ -8,10 +8,11 @@ connection's attachments to sessions. Sessions themselves belong to the bridge a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from acp_bridge._version import __version__
@@ -316,41 +317,47 @@ class AcpConnection:
         session = self.bridge.sessions.create(cwd)
         session.mcp_servers = mcp_servers or ()
         attachment = self._attach(session)
-        try:
+        with self._opening(session, "session/new", new=True):
             await self.bridge.start_backend_session(session, new=True)
-        except BaseException as exc:
-            # The session never existed for the client: no attachment holding messages, no
-            # session left in the index for session/list.
-            self._detach(session.session_id)
-            self.bridge.sessions.discard(session)
-            if isinstance(exc, Exception):
-                raise _agent_failure(exc, session.session_id, "session/new") from None
-            raise
         result = {"sessionId": session.session_id, **self._session_setup(session)}
         return Reply(result, then=lambda: self._opened(session, attachment))
 
-    async def _session_load(self, params: dict[str, Any], ctx: RequestContext) -> Any:
+    def _existing_session(self, params: Mapping[str, Any]) -> Session:
+        """The session a load/resume names (``-32002`` if unknown), with its new ``mcpServers``."""
         session_id = _session_id(params)
         _absolute_cwd(params, required=False)
-        after = params.get("lastAckedEventId", 0)
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            raise InvalidParams("lastAckedEventId must be a non-negative integer")
         mcp_servers = _mcp_servers(params)
         session = self.bridge.sessions.get(session_id)
         if session is None:
             raise ResourceNotFound("unknown session", data={"sessionId": session_id})
         if mcp_servers is not None:
             session.mcp_servers = mcp_servers
-        attachment = self._attach(session)
+        return session
+
+    @contextlib.contextmanager
+    def _opening(self, session: Session, method: str, *, new: bool = False) -> Iterator[None]:
+        """Undo a failed new/load/resume: detach (the attachment would hold messages forever), drop
+        a new session (it never existed for the client), and map the backend's exception."""
         try:
+            yield
+        except BaseException as exc:
+            self._detach(session.session_id)
+            if new:
+                self.bridge.sessions.discard(session)
+            if isinstance(exc, Exception):
+                raise _agent_failure(exc, session.session_id, method) from None
+            raise
+
+    async def _session_load(self, params: dict[str, Any], ctx: RequestContext) -> Any:
+        after = params.get("lastAckedEventId", 0)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise InvalidParams("lastAckedEventId must be a non-negative integer")
+        session = self._existing_session(params)
+        attachment = self._attach(session)
+        with self._opening(session, "session/load"):
             replayed, last = await self._replay(session, attachment, after)
             attachment.replayed_through = last
             await self.bridge.start_backend_session(session, new=False)
-        except BaseException as exc:
-            self._detach(session.session_id)
-            if isinstance(exc, Exception):
-                raise _agent_failure(exc, session.session_id, "session/load") from None
-            raise
         result = {
             **self._session_setup(session),
             "_meta": {"harn": {"replayedEvents": replayed, "lastEventId": last}},
@@ -402,23 +409,12 @@ class AcpConnection:
         return count, last
 
     async def _session_resume(self, params: dict[str, Any], ctx: RequestContext) -> Any:
-        session_id = _session_id(params)
-        _absolute_cwd(params, required=False)
-        mcp_servers = _mcp_servers(params)
-        session = self.bridge.sessions.get(session_id)
-        if session is None:
-            raise ResourceNotFound("unknown session", data={"sessionId": session_id})
-        if mcp_servers is not None:
-            session.mcp_servers = mcp_servers
+        session = self._existing_session(params)
         attachment = self._attach(session)
-        attachment.replayed_through = self.bridge.log.latest(agent_events_topic(session_id)) or 0
-        try:
+        topic = agent_events_topic(session.session_id)
+        attachment.replayed_through = self.bridge.log.latest(topic) or 0
+        with self._opening(session, "session/resume"):
             await self.bridge.start_backend_session(session, new=False)
-        except BaseException as exc:
-            self._detach(session.session_id)
-            if isinstance(exc, Exception):
-                raise _agent_failure(exc, session.session_id, "session/resume") from None
-            raise
         return Reply(self._session_setup(session), then=lambda: self._opened(session, attachment))
 
     async def _session_close(self, params: dict[str, Any], ctx: RequestContext) -> Any:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,18 +155,27 @@ class BridgeServer:
     async def serve_until_signalled(self) -> None:
         """Run until SIGINT or SIGTERM (or cancellation), then shut down gracefully."""
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-                installed.append(sig)
         try:
-            await stop.wait()
+            with _on_stop_signals(stop.set):
+                await stop.wait()
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
             await self.stop()
+
+
+@contextlib.contextmanager
+def _on_stop_signals(callback: Callable[[], None]) -> Iterator[None]:
+    """Call ``callback`` on SIGINT/SIGTERM while inside (where the loop supports signal handlers)."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, callback)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def _close_log(log: EventLog) -> None:
@@ -227,18 +236,11 @@ async def serve_stdio(backend: AgentBackend, options: ServerOptions | None = Non
         raise
     connection = asyncio.create_task(bridge.handle_connection(transport))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
     stopper = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait({connection, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        with _on_stop_signals(stop.set):
+            await asyncio.wait({connection, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
         stopper.cancel()
         try:
             await bridge.shutdown()

@@ -13,12 +13,22 @@ from acp_bridge.agents.base import SessionContext, StopReason
 from acp_bridge.eventlog import LogRecord, SqliteEventLog
 from acp_bridge.events import harn as h
 from acp_bridge.sinks import agent_events_topic
+from tests.support.acp_client import RawAcpClient
 
 from .conftest import BridgeHarness, ScriptedBackend, make_harness
 
 
 def chunk(ctx: SessionContext, text: str) -> None:
     ctx.emit(h.AgentMessageChunk(session_id=ctx.session_id, content=text))
+
+
+def chunk_texts(client: RawAcpClient, sid: str) -> list[str]:
+    """The text of every ``agent_message_chunk`` the client got for the session, in order."""
+    return [
+        u["content"]["text"]
+        for u in client.updates(sid)
+        if u["sessionUpdate"] == "agent_message_chunk"
+    ]
 
 
 def prompt_params(sid: str, text: str) -> dict[str, Any]:
@@ -136,11 +146,7 @@ async def test_an_abandoned_turn_cannot_emit_after_its_answer(
         async with asyncio.timeout(5):
             await still_emitting.wait()
         assert await client.prompt(sid, "next") == {"stopReason": "end_turn"}
-    texts = [
-        u["content"]["text"]
-        for u in client.updates(sid)
-        if u["sessionUpdate"] == "agent_message_chunk"
-    ]
+    texts = chunk_texts(client, sid)
     assert texts == ["next turn"]  # …and nothing of it reached the client or the log
     logged = [
         e.record.payload["event"].get("content")
@@ -184,11 +190,7 @@ async def test_a_turn_survives_its_client_disconnecting(
     async with harness.client() as loader:
         await loader.initialize()
         await loader.call("session/load", {"sessionId": sid, "cwd": "/tmp/project"})
-        texts = [
-            u["content"]["text"]
-            for u in loader.updates(sid)
-            if u["sessionUpdate"] == "agent_message_chunk"
-        ]
+        texts = chunk_texts(loader, sid)
     assert texts == ["finished while nobody watched"]
 
 
@@ -231,11 +233,7 @@ async def test_load_during_a_running_turn_has_no_gap_and_no_duplicate(
                 and m["params"]["update"].get("content", {}).get("text") == "c99"
             )
         )
-        texts = [
-            u["content"]["text"]
-            for u in loader.updates(sid)
-            if u["sessionUpdate"] == "agent_message_chunk"
-        ]
+        texts = chunk_texts(loader, sid)
     assert texts == [f"c{i}" for i in range(100)]
 
 
@@ -339,11 +337,7 @@ async def test_load_of_a_session_that_never_stops_emitting_finishes(
                 and m["params"]["_meta"]["harn"]["eventId"] == last
             )
         )
-        texts = [
-            u["content"]["text"]
-            for u in loader.updates(sid)
-            if u["sessionUpdate"] == "agent_message_chunk"
-        ]
+        texts = chunk_texts(loader, sid)
     assert texts == [f"c{i}" for i in range(len(texts))]  # replay then live: no gap, no duplicate
     assert len(texts) > snapshot
 
