@@ -65,6 +65,8 @@ class AcpBridge:
         self.registry = registry if registry is not None else default_registry
         self.config = config or BridgeConfig()
         self.connections: set[AcpConnection] = set()
+        self.closing = False
+        """Set when :meth:`shutdown` starts: no new turn or session may begin from then on."""
         self._sessions: SessionManager | None = None
 
     @property
@@ -167,6 +169,7 @@ class AcpBridge:
         clients see 1001, so a client that reconnects to the restarted bridge and loads finds
         everything it was sent. Every wait is bounded.
         """
+        self.closing = True
         sessions = list(self._sessions.sessions.values()) if self._sessions else []
         for session in sessions:
             session.cancel()

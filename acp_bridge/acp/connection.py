@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from acp_bridge._version import __version__
-from acp_bridge.agents.base import BackendError
+from acp_bridge.agents.base import BackendError, StopReason
 from acp_bridge.events import EventDecodeError, SessionRuntimeEvent, decode_session_event
 from acp_bridge.events.harn import SessionClosed
 from acp_bridge.rpc.errors import (
@@ -41,10 +41,10 @@ from acp_bridge.translate import (
 from acp_bridge.translate.runtime import RuntimeTranslator, UnmappedRunError
 
 from .delivery import Attachment, stamp_event_id
+from .sessions import PromptTicket, Session
 
 if TYPE_CHECKING:
     from .bridge import AcpBridge
-    from .sessions import Session
 
 __all__ = ["PROTOCOL_VERSION", "AcpConnection"]
 
@@ -148,10 +148,13 @@ class AcpConnection:
             peer.add_method(method, self._initialized(handler))
         # A prompt read before a session/cancel is cancelled by it, even if its handler has not
         # started yet: the session's cancel generation is captured on arrival.
+        # $/cancel_request on a prompt cancels that prompt's turn; the prompt still answers, with
+        # stopReason "cancelled", after everything its turn emitted.
         peer.add_method(
             "session/prompt",
             self._initialized(self._session_prompt),
             on_arrival=self._prompt_arrived,
+            answers_own_cancel=True,
         )
         # session/cancel is a notification in ACP; Harn also accepts it as a request.
         peer.add_method("session/cancel", self._initialized(self._cancel_request), inline=True)
@@ -314,6 +317,7 @@ class AcpConnection:
         cwd = _absolute_cwd(params)
         assert cwd is not None
         mcp_servers = _mcp_servers(params)
+        self._refuse_when_closing()
         session = self.bridge.sessions.create(cwd)
         session.mcp_servers = mcp_servers or ()
         attachment = self._attach(session)
@@ -322,8 +326,17 @@ class AcpConnection:
         result = {"sessionId": session.session_id, **self._session_setup(session)}
         return Reply(result, then=lambda: self._opened(session, attachment))
 
+    def _refuse_when_closing(self) -> None:
+        """Once the bridge shuts down, nothing new starts (a turn would run into a closed backend)."""
+        if self.bridge.closing:
+            raise InternalError(
+                "the bridge is shutting down; reconnect and session/load later",
+                data={"reason": "shutting_down"},
+            )
+
     def _existing_session(self, params: Mapping[str, Any]) -> Session:
         """The session a load/resume names (``-32002`` if unknown), with its new ``mcpServers``."""
+        self._refuse_when_closing()
         session_id = _session_id(params)
         _absolute_cwd(params, required=False)
         mcp_servers = _mcp_servers(params)
@@ -376,7 +389,9 @@ class AcpConnection:
         log = self.bridge.log
         topic = agent_events_topic(session.session_id)
         head = log.latest(topic) or 0
-        count, last = 0, after
+        # A client may have acked ids this log no longer has (a crash lost the uncommitted tail):
+        # whatever the log assigns from here on is new to it.
+        count, last = 0, min(after, head)
         runtime = RuntimeTranslator(session_id=session.session_id)
         while last < head:
             entries = log.read_range(topic, after=last, limit=min(REPLAY_PAGE, head - last))
@@ -533,25 +548,37 @@ class AcpConnection:
     async def _session_prompt(self, params: dict[str, Any], ctx: RequestContext) -> Any:
         session, attachment = self._attached_session(params)
         prompt = self._check_prompt(params.get("prompt"))
+        self._refuse_when_closing()
         generation = ctx.arrival if isinstance(ctx.arrival, int) else session.cancel_generation
         handler = asyncio.current_task()
         if handler is not None:
             self._prompt_handlers.add(handler)
             handler.add_done_callback(self._prompt_handlers.discard)
-        # The session's next turn waits until this turn's answer (result or error) is queued.
-        answered = asyncio.Event()
-        ctx.after_response = answered.set
-        turn = asyncio.ensure_future(
-            session.run_turn(self, prompt, attachment, generation, answered)
-        )
+        # The session's next turn waits until this prompt's answer (result or error) is queued.
+        ticket = PromptTicket(generation, cancelled=ctx.cancelled_by_peer)
+        ctx.after_response = ticket.answered.set
+        # $/cancel_request cancels this prompt's turn (or skips it while queued); the handler stays
+        # and answers "cancelled" once the turn is over, after everything the turn emitted.
+        ctx.on_cancel = lambda: session.cancel_prompt(ticket)
+        turn = asyncio.ensure_future(session.run_turn(self, prompt, attachment, ticket))
+        try:
+            return await self._answer_prompt(session, turn)
+        except asyncio.CancelledError:
+            # Torn down (the connection closed, the bridge stops): no response of ours will follow,
+            # so the next turn may start as soon as this one is over.
+            if turn.done():
+                ticket.answered.set()
+            else:
+                turn.add_done_callback(lambda _: ticket.answered.set())
+            raise
+
+    async def _answer_prompt(
+        self, session: Session, turn: asyncio.Future[StopReason]
+    ) -> dict[str, Any]:
         try:
             # Shielded: if this connection goes away the turn goes on (decision 0003).
             stop = await asyncio.shield(turn)
         except asyncio.CancelledError:
-            if ctx.cancelled_by_peer:
-                session.cancel()  # $/cancel_request on a prompt cancels the turn
-            # No response of ours will follow: the next turn may start once this one is over.
-            turn.add_done_callback(lambda _: answered.set())
             raise
         except Exception as exc:
             await self._durability_barrier()

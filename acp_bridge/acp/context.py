@@ -113,12 +113,21 @@ class BridgeSessionContext:
             raise ValueError(
                 f"event for session {event.session_id!r} emitted through session {self.session_id!r}"
             )
-        if self._session.abandoned and _current_task() in self._session.abandoned:
+        if self._abandoned():
             logger.debug(
                 "dropping %s event from an abandoned turn of %s", event.type, self.session_id
             )
             return
         self._session.manager.registry.emit_event(event)
+
+    def _abandoned(self) -> bool:
+        """True when called from a backend task the session gave up on after a cancel.
+
+        Such a task belongs to a turn that has been answered; the session's current turn (if any)
+        is somebody else's, so nothing it does may reach a client.
+        """
+        abandoned = self._session.abandoned
+        return bool(abandoned) and _current_task() in abandoned
 
     async def request_permission(
         self, tool_call: Mapping[str, Any], options: Sequence[PermissionOption]
@@ -126,7 +135,7 @@ class BridgeSessionContext:
         """Ask the prompting client; ``cancelled`` when the turn is cancelled or nobody can answer."""
         turn = self._turn
         owner = self._owner
-        if turn is None or owner is None or turn.cancelled.is_set():
+        if turn is None or owner is None or turn.cancelled.is_set() or self._abandoned():
             return _CANCELLED
         # A strict client gets a valid ToolCallUpdate; Harn hosts get the backend's dict as is.
         call = (
@@ -169,6 +178,8 @@ class BridgeSessionContext:
         self, capability: tuple[str, ...], method: str, params: dict[str, Any]
     ) -> Any:
         owner = self._owner
+        if self._abandoned():
+            raise ClientRequestFailed(method, -32800, "the turn was cancelled")
         if owner is None or not _capability(owner.client_capabilities, *capability):
             raise CapabilityNotAdvertised(".".join(capability), method)
         try:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CANCEL_GRACE_SECONDS",
     "SESSION_INDEX_TOPIC",
+    "PromptTicket",
     "Session",
     "SessionManager",
     "SessionRecord",
@@ -45,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 SESSION_INDEX_TOPIC: Final = "acp_bridge.sessions"
 CANCEL_GRACE_SECONDS: Final = 2.0
+ANSWER_WAIT_SECONDS: Final = 30.0
+"""Longest a turn waits for the previous turn's response to be queued (normally microseconds)."""
 LIST_PAGE_SIZE: Final = 50
 
 
@@ -120,6 +123,22 @@ class SessionSink:
 
 
 @dataclass(eq=False)
+class PromptTicket:
+    """One ``session/prompt`` on its way through the session's queue.
+
+    ``generation`` is the session's cancel generation when the prompt arrived (a later
+    ``session/cancel`` cancels it too, even while queued). ``answered`` is set once the prompt's
+    response is queued; the next turn starts only then. ``cancel()`` cancels this prompt alone
+    (``$/cancel_request``): before it starts, or while it runs.
+    """
+
+    generation: int
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: bool = False
+    turn: Turn | None = None
+
+
+@dataclass(eq=False)
 class Turn:
     """One running prompt turn."""
 
@@ -174,31 +193,30 @@ class Session:
         owner: Any,
         prompt: list[dict[str, Any]],
         owner_attachment: Attachment | None,
-        generation: int | None = None,
-        answered: asyncio.Event | None = None,
+        ticket: PromptTicket | None = None,
     ) -> StopReason:
         """Run one prompt turn (queued behind any running one) and return its stop reason.
 
-        ``generation`` is :attr:`cancel_generation` when the prompt arrived: a cancel after that
-        cancels this prompt too, even while it waits in the queue. ``answered`` is set by the caller
-        once this turn's response is queued; the next turn starts only then. Raises whatever the
-        backend raised; the session stays usable.
+        The caller sets ``ticket.answered`` once this turn's response is queued (or once it knows no
+        response will be sent). Raises whatever the backend raised; the session stays usable.
         """
-        if generation is None:
-            generation = self.cancel_generation
+        if ticket is None:
+            ticket = PromptTicket(self.cancel_generation)
+            ticket.answered.set()
         read_only = getattr(self.manager.backend, "read_only_reason", None)
         reason = read_only(self.context) if read_only is not None else None
         if reason:
             # Refused before anything is recorded: the session's history only holds what happened.
             raise SessionReadOnly(reason)
         async with self.turn_lock:
-            if self._answered is not None:
-                await self._answered.wait()
-            if self.cancel_generation != generation:
+            previous, self._answered = self._answered, ticket.answered
+            if previous is not None:
+                await self._wait_answered(previous)
+            if ticket.cancelled or self.cancel_generation != ticket.generation:
                 return StopReason.CANCELLED
-            self._answered = answered
             self.turn_count += 1
             turn = Turn(owner=owner, number=self.turn_count)
+            ticket.turn = turn
             self.current_turn = turn
             try:
                 self._record_prompt(prompt, exclude=owner_attachment)
@@ -206,6 +224,20 @@ class Session:
             finally:
                 self.current_turn = None
                 self.manager.touch(self)
+
+    async def _wait_answered(self, answered: asyncio.Event) -> None:
+        """Wait until the previous turn's response is queued (bounded: a lost signal cannot wedge
+        the session, it only loses the ordering guarantee for that one seam, with a warning)."""
+        try:
+            async with asyncio.timeout(ANSWER_WAIT_SECONDS):
+                await answered.wait()
+        except TimeoutError:
+            logger.warning(
+                "session %s: the previous prompt was not answered within %.0f s; starting the next"
+                " turn anyway",
+                self.session_id,
+                ANSWER_WAIT_SECONDS,
+            )
 
     async def _drive(self, turn: Turn, prompt: list[dict[str, Any]]) -> StopReason:
         backend = self.manager.backend
@@ -257,7 +289,18 @@ class Session:
         """Cancel the running turn and every queued one; returns whether a turn was running."""
         self.cancel_generation += 1
         turn = self.current_turn
-        if turn is None or turn.cancelled.is_set():
+        if turn is None:
+            return False
+        return self._cancel_turn(turn)
+
+    def cancel_prompt(self, ticket: PromptTicket) -> None:
+        """Cancel one prompt: skip it if still queued, cancel its turn if running."""
+        ticket.cancelled = True
+        if ticket.turn is not None and ticket.turn is self.current_turn:
+            self._cancel_turn(ticket.turn)
+
+    def _cancel_turn(self, turn: Turn) -> bool:
+        if turn.cancelled.is_set():
             return False
         turn.cancelled.set()
         for request in list(turn.permission_requests):

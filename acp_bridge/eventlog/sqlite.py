@@ -182,7 +182,13 @@ class SqliteEventLog:
             # A forgotten close() must not hang interpreter exit; what wasn't flushed is lost.
             daemon=True,
         )
-        self._writer.start()
+        try:
+            self._writer.start()
+        except BaseException:
+            reader_conn.close()
+            writer_conn.close()
+            _release_writer_lock(self._lock_fd)
+            raise
 
     @property
     def path(self) -> str:
@@ -578,7 +584,8 @@ def _acquire_writer_lock(path: str) -> int | None:
     """Take the exclusive lock on ``PATH.lock`` (created next to the database) or fail clearly."""
     if fcntl is None:  # pragma: no cover
         return None
-    lock_path = f"{path}.lock"
+    # The real path: two spellings of one file (a symlink, a relative path) must share the lock.
+    lock_path = f"{os.path.realpath(path)}.lock"
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:

@@ -118,10 +118,25 @@ class Outbox:
         return True
 
     async def put_wait(self, message: Outgoing) -> bool:
-        """Queue ``message`` once fewer than ``soft_limit`` messages wait; False if closed."""
+        """Queue ``message`` once fewer than ``soft_limit`` messages wait; False if closed.
+
+        Waiting here is the slow-client clock too: if the reader takes nothing for ``grace``
+        seconds while a sender waits, the queue overflows (a stalled reader must not hold a bulk
+        sender, and whatever piles up behind it, forever).
+        """
         while len(self._items) >= self.soft_limit and not self._closed:
+            self._start_clock()
             await self._room.wait()
         return self.put(message)
+
+    def _start_clock(self) -> None:
+        if self._behind_since is not None:
+            return
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        self._behind_since = loop.time()
+        if self._timer is None:
+            self._timer = loop.call_at(self._behind_since + self.grace, self._check)
 
     def _behind(self) -> bool:
         loop = self._loop or asyncio.get_running_loop()

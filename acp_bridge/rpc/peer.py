@@ -76,8 +76,12 @@ class RequestContext:
     method: str
     cancelled_by_peer: bool = False
     after_response: Callable[[], None] | None = None
+    """Runs right after the response is queued (not at all if the handler is torn down)."""
     arrival: Any = None
     """What the method's ``on_arrival`` hook returned when the request was read."""
+    on_cancel: Callable[[], None] | None = None
+    """For methods registered with ``answers_own_cancel``: called on ``$/cancel_request`` (if the
+    handler has set it by then; before that, the handler checks ``cancelled_by_peer``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +142,7 @@ class _Registry:
     methods: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
     inline: set[str] = field(default_factory=set)
     on_arrival: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
+    answers_own_cancel: set[str] = field(default_factory=set)
     notifications: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
 
 
@@ -181,12 +186,16 @@ class JsonRpcPeer:
         *,
         inline: bool = False,
         on_arrival: Callable[[dict[str, Any]], Any] | None = None,
+        answers_own_cancel: bool = False,
     ) -> None:
         """Serve requests for ``method``.
 
         ``inline`` handlers run in the receive loop, in arrival order. ``on_arrival`` runs
         synchronously when the request is read, before any later message is looked at; its result is
         ``ctx.arrival`` (e.g. to capture state that a message arriving right after may change).
+        With ``answers_own_cancel``, ``$/cancel_request`` never cancels the handler's task: it sets
+        ``ctx.cancelled_by_peer`` and calls ``ctx.on_cancel`` if the handler has set one, and the
+        handler answers (a prompt: ``stopReason: "cancelled"``).
         """
 
         async def call(ctx: RequestContext, *args: Any, **params: Any) -> Any:
@@ -210,6 +219,8 @@ class JsonRpcPeer:
             self._registry.inline.add(method)
         if on_arrival is not None:
             self._registry.on_arrival[method] = on_arrival
+        if answers_own_cancel:
+            self._registry.answers_own_cancel.add(method)
 
     def add_notification(self, method: str, handler: NotificationHandler) -> None:
         """Handle notifications of ``method`` (unknown notifications are ignored)."""
@@ -478,7 +489,13 @@ class JsonRpcPeer:
             if inflight is not None:
                 task, ctx = inflight
                 ctx.cancelled_by_peer = True
-                task.cancel()
+                if ctx.method not in self._registry.answers_own_cancel:
+                    task.cancel()
+                elif ctx.on_cancel is not None:
+                    try:
+                        ctx.on_cancel()
+                    except Exception:
+                        logger.exception("%s: cancel hook of %s failed", self.name, ctx.method)
             return
         if method not in self._registry.notifications:
             logger.debug("%s: ignoring unknown notification %s", self.name, method)

@@ -64,7 +64,8 @@ def _annotations_problem(value: Any) -> str | None:
         return "annotations must be an object"
     audience = value.get("audience")
     if audience is not None and (
-        not isinstance(audience, list) or not all(role in _ROLES for role in audience)
+        not isinstance(audience, list)
+        or not all(isinstance(role, str) and role in _ROLES for role in audience)
     ):
         return 'annotations.audience must be a list of "assistant"/"user"'
     last_modified = value.get("lastModified")
@@ -181,9 +182,9 @@ def strict_tool_call_update(tool_call: Mapping[str, Any]) -> dict[str, Any]:
         if key == "title":
             ok = isinstance(value, str)
         elif key == "kind":
-            ok = value in TOOL_KINDS
+            ok = isinstance(value, str) and value in TOOL_KINDS
         elif key == "status":
-            ok = value in TOOL_CALL_STATUSES
+            ok = isinstance(value, str) and value in TOOL_CALL_STATUSES
         elif key in ("rawInput", "rawOutput"):
             ok = True
         elif key == "_meta":

@@ -462,3 +462,14 @@ def test_headers_mutated_between_appends_are_stored_as_they_were(db: Path) -> No
         ]
     finally:
         log.close()
+
+
+def test_a_symlink_to_the_file_shares_its_lock(db: Path, tmp_path: Path) -> None:
+    first = SqliteEventLog(db)
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(db)
+    try:
+        with pytest.raises(EventLogError, match="already in use"):
+            SqliteEventLog(alias)
+    finally:
+        first.close()

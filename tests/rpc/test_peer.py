@@ -337,7 +337,7 @@ async def test_too_many_bytes_waiting_disconnects_at_once() -> None:
 
 async def test_send_wait_waits_for_room_instead_of_overflowing() -> None:
     stuck, client_side = stuck_pair()
-    peer = JsonRpcPeer(stuck, outbox_limit=4, slow_client_grace=0)
+    peer = JsonRpcPeer(stuck, outbox_limit=4, slow_client_grace=30)
     run = asyncio.create_task(peer.run())
 
     async def bulk() -> list[bool]:
@@ -352,7 +352,7 @@ async def test_send_wait_waits_for_room_instead_of_overflowing() -> None:
     async with asyncio.timeout(5):
         assert all(await sender)
     assert received == list(range(40))
-    assert peer.close_reason is None  # a zero grace would have cut a plain send() at once
+    assert peer.close_reason is None
     await client_side.close()
     async with asyncio.timeout(5):
         await run
@@ -380,6 +380,27 @@ async def test_inline_methods_run_in_arrival_order() -> None:
     await client.send({"jsonrpc": "2.0", "id": 2, "method": "second"})
     assert [(await client.recv())["id"], (await client.recv())["id"]] == [1, 2]
     assert order == ["first", "second"]
+    await client_side.close()
+    async with asyncio.timeout(5):
+        await run
+
+
+async def test_send_wait_on_a_reader_that_never_reads_ends_after_the_grace_period() -> None:
+    stuck, client_side = stuck_pair()  # never released: nothing is ever taken off the socket
+    peer = JsonRpcPeer(stuck, outbox_limit=4, slow_client_grace=0.05)
+    run = asyncio.create_task(peer.run())
+
+    async def bulk() -> list[bool]:
+        return [
+            await peer.send_wait({"jsonrpc": "2.0", "method": "m", "params": i}) for i in range(40)
+        ]
+
+    async with asyncio.timeout(5):
+        sent = await bulk()
+    assert sent[:5] == [True] * 5  # one in the writer's hands, four waiting
+    assert not any(sent[6:])
+    assert peer.close_reason is CloseReason.TRY_AGAIN_LATER
+    stuck.release.set()
     await client_side.close()
     async with asyncio.timeout(5):
         await run

@@ -28,6 +28,7 @@ INVALID_BLOCKS: list[Any] = [
     {"type": "text"},
     {"type": "text", "text": 3},
     {"type": "text", "text": "x", "annotations": {"audience": ["robot"]}},
+    {"type": "text", "text": "x", "annotations": {"audience": [["user"]]}},
     {"type": "text", "text": "x", "annotations": {"priority": "high"}},
     {"type": "text", "text": "x", "annotations": "loud"},
     {"type": "text", "text": "x", "_meta": []},
@@ -75,7 +76,7 @@ def test_invalid_and_unknown_fields_move_to_meta() -> None:
         "toolCallId": "t1",
         "title": "Run",
         "kind": "bash",
-        "status": "done",
+        "status": ["done"],
         "tool_name": "run_shell",
         "content": [
             {"type": "content", "content": {"type": "text", "text": "ok"}},
@@ -94,7 +95,7 @@ def test_invalid_and_unknown_fields_move_to_meta() -> None:
     assert clean["_meta"] == {
         "mine": 1,
         "acp_bridge": {
-            "fields": {"kind": "bash", "status": "done", "tool_name": "run_shell"},
+            "fields": {"kind": "bash", "status": ["done"], "tool_name": "run_shell"},
             "dropped": {
                 "content": [{"type": "content", "content": {"type": "video"}}, "not an item"],
                 "locations": [{"path": "/a", "line": -1}],
