@@ -89,6 +89,8 @@ class Attachment:
         if not self.open:
             self.held.append((event_id, message, encoded))
             return
+        if event_id is not None and event_id <= self.replayed_through:
+            return  # the replay covered it (a publish still on its way from another thread)
         self._write(message, encoded)
 
     def _write(self, message: Message, encoded: bytes | None = None) -> None:
