@@ -50,6 +50,18 @@ class ScriptedBackend(BaseBackend):
         return await self.script(ctx, prompt)
 
 
+async def prompt_then_cancel(
+    client: RawAcpClient, sid: str, text: str, running: asyncio.Event
+) -> Any:
+    """Prompt, wait until the backend signals ``running``, send ``session/cancel``; the answer."""
+    turn = asyncio.create_task(client.prompt(sid, text))
+    async with asyncio.timeout(5):
+        await running.wait()
+    await client.notify("session/cancel", {"sessionId": sid})
+    async with asyncio.timeout(5):
+        return await turn
+
+
 class BridgeHarness:
     """A bridge plus a way to open clients on it."""
 

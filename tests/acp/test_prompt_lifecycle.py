@@ -11,7 +11,7 @@ from acp_bridge.eventlog import SqliteEventLog
 from acp_bridge.events import harn as h
 from acp_bridge.sinks import agent_events_topic
 
-from .conftest import BridgeHarness, ScriptedBackend, make_harness
+from .conftest import BridgeHarness, ScriptedBackend, make_harness, prompt_then_cancel
 
 
 def chunk(ctx: SessionContext, text: str) -> None:
@@ -259,12 +259,10 @@ async def test_an_abandoned_turn_cannot_ask_the_next_turns_client_anything(
     async with harness.client() as client:
         await client.initialize()
         sid = await client.new_session()
-        first = asyncio.create_task(client.prompt(sid, "stubborn"))
+        assert await prompt_then_cancel(client, sid, "stubborn", stubborn_running) == {
+            "stopReason": "cancelled"
+        }
         async with asyncio.timeout(5):
-            await stubborn_running.wait()
-        await client.notify("session/cancel", {"sessionId": sid})
-        async with asyncio.timeout(5):
-            assert await first == {"stopReason": "cancelled"}
             assert await client.prompt(sid, "next") == {"stopReason": "end_turn"}
     assert len(asked) == 1
     assert asked[0].cancelled

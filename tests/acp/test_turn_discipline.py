@@ -15,7 +15,7 @@ from acp_bridge.events import harn as h
 from acp_bridge.sinks import agent_events_topic
 from tests.support.acp_client import RawAcpClient
 
-from .conftest import BridgeHarness, ScriptedBackend, make_harness
+from .conftest import BridgeHarness, ScriptedBackend, make_harness, prompt_then_cancel
 
 
 def chunk(ctx: SessionContext, text: str) -> None:
@@ -58,12 +58,7 @@ async def test_cancel_answers_cancelled_even_if_the_backend_raises(
     async with harness.client() as client:
         await client.initialize()
         sid = await client.new_session()
-        turn = asyncio.create_task(client.prompt(sid, "x"))
-        async with asyncio.timeout(5):
-            await running.wait()
-        await client.notify("session/cancel", {"sessionId": sid})
-        async with asyncio.timeout(5):
-            assert await turn == {"stopReason": "cancelled"}
+        assert await prompt_then_cancel(client, sid, "x", running) == {"stopReason": "cancelled"}
 
 
 async def test_pipelined_turns_never_interleave_with_responses(
@@ -136,12 +131,9 @@ async def test_an_abandoned_turn_cannot_emit_after_its_answer(
     async with harness.client() as client:
         await client.initialize()
         sid = await client.new_session()
-        first = asyncio.create_task(client.prompt(sid, "stubborn"))
-        async with asyncio.timeout(5):
-            await stubborn_running.wait()
-        await client.notify("session/cancel", {"sessionId": sid})
-        async with asyncio.timeout(5):
-            assert await first == {"stopReason": "cancelled"}
+        assert await prompt_then_cancel(client, sid, "stubborn", stubborn_running) == {
+            "stopReason": "cancelled"
+        }
         keep_going.set()  # the abandoned task now emits…
         async with asyncio.timeout(5):
             await still_emitting.wait()
