@@ -443,10 +443,7 @@ class SessionManager:
         except Exception:
             logger.exception("backend close_session failed for %s", session.session_id)
         self.registry.clear_session_sinks(session.session_id)
-        session.record.closed = True
-        session.record.updated_at = _now_iso()
-        self._persist("session_closed", session.record)
-        self.sessions.pop(session.session_id, None)
+        self._mark_closed(session)
 
     def discard(self, session: Session) -> None:
         """Drop a session whose creation failed: out of the registry, closed in the index.
@@ -455,10 +452,13 @@ class SessionManager:
         """
         session.cancel()
         self.registry.unregister_sink(session.session_id, session.sink)
-        self.sessions.pop(session.session_id, None)
+        self._mark_closed(session)
+
+    def _mark_closed(self, session: Session) -> None:
         session.record.closed = True
         session.record.updated_at = _now_iso()
         self._persist("session_closed", session.record)
+        self.sessions.pop(session.session_id, None)
 
     def release(self) -> None:
         """Take every live session's sinks out of the registry (bridge shutdown; sessions stay open).
