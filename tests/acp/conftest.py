@@ -14,6 +14,7 @@ from acp_bridge.acp import AcpBridge, BridgeConfig
 from acp_bridge.agents.base import BaseBackend, SessionContext, StopReason
 from acp_bridge.agents.demo import DemoBackend
 from acp_bridge.eventlog import SqliteEventLog
+from acp_bridge.events import harn as h
 from acp_bridge.rpc.transport import memory_transport_pair
 from acp_bridge.sinks import SinkRegistry
 from acp_bridge.translate import Profile
@@ -48,6 +49,39 @@ class ScriptedBackend(BaseBackend):
     async def prompt(self, ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
         assert self.script is not None, "set backend.script in the test"
         return await self.script(ctx, prompt)
+
+
+def chunk(ctx: SessionContext, text: str) -> None:
+    """Emit one agent message chunk."""
+    ctx.emit(h.AgentMessageChunk(session_id=ctx.session_id, content=text))
+
+
+def prompt_params(sid: str, text: str) -> dict[str, Any]:
+    return {"sessionId": sid, "prompt": [{"type": "text", "text": text}]}
+
+
+def prompt_request(request_id: Any, sid: str, text: str) -> dict[str, Any]:
+    """A raw ``session/prompt`` request with a chosen id (for pipelining and $/cancel_request)."""
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "session/prompt",
+        "params": prompt_params(sid, text),
+    }
+
+
+class GatedFlushLog(SqliteEventLog):
+    """A log whose flushes wait until the test sets ``allow`` (``flushing`` says one is waiting)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.flushing = asyncio.Event()
+        self.allow = asyncio.Event()
+
+    async def aflush(self) -> None:
+        self.flushing.set()
+        await self.allow.wait()
+        await super().aflush()
 
 
 async def prompt_then_cancel(

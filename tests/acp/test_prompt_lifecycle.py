@@ -7,24 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from acp_bridge.agents.base import PermissionOption, SessionContext, StopReason
-from acp_bridge.eventlog import SqliteEventLog
-from acp_bridge.events import harn as h
 from acp_bridge.sinks import agent_events_topic
 
-from .conftest import BridgeHarness, ScriptedBackend, make_harness, prompt_then_cancel
-
-
-def chunk(ctx: SessionContext, text: str) -> None:
-    ctx.emit(h.AgentMessageChunk(session_id=ctx.session_id, content=text))
-
-
-def prompt_request(request_id: Any, sid: str, text: str) -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "method": "session/prompt",
-        "params": {"sessionId": sid, "prompt": [{"type": "text", "text": text}]},
-    }
+from .conftest import (
+    BridgeHarness,
+    GatedFlushLog,
+    ScriptedBackend,
+    chunk,
+    make_harness,
+    prompt_request,
+    prompt_then_cancel,
+)
 
 
 def transcript(received: list[dict[str, Any]], ids: tuple[Any, ...]) -> list[str]:
@@ -40,23 +33,6 @@ def transcript(received: list[dict[str, Any]], ids: tuple[Any, ...]) -> list[str
     ]
 
 
-class FirstFlushGated(SqliteEventLog):
-    """A log whose first flush waits for the test's permission (later ones do not)."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.flushing = asyncio.Event()
-        self.allow = asyncio.Event()
-        self._first = True
-
-    async def aflush(self) -> None:
-        if self._first:
-            self._first = False
-            self.flushing.set()
-            await self.allow.wait()
-        await super().aflush()
-
-
 async def test_a_client_leaving_while_its_answer_waits_for_the_commit_does_not_wedge_the_session(
     tmp_path: Path,
 ) -> None:
@@ -68,7 +44,7 @@ async def test_a_client_leaving_while_its_answer_waits_for_the_commit_does_not_w
 
     backend.script = one
     async with make_harness(tmp_path, backend) as harness:
-        log = FirstFlushGated(tmp_path / "gated.sqlite")
+        log = GatedFlushLog(tmp_path / "gated.sqlite")
         harness.bridge.log = log
         try:
             async with harness.client() as leaving:

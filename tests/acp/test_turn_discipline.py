@@ -10,16 +10,20 @@ from typing import Any
 import pytest
 
 from acp_bridge.agents.base import SessionContext, StopReason
-from acp_bridge.eventlog import LogRecord, SqliteEventLog
-from acp_bridge.events import harn as h
+from acp_bridge.eventlog import LogRecord
 from acp_bridge.sinks import agent_events_topic
 from tests.support.acp_client import RawAcpClient
 
-from .conftest import BridgeHarness, ScriptedBackend, make_harness, prompt_then_cancel
-
-
-def chunk(ctx: SessionContext, text: str) -> None:
-    ctx.emit(h.AgentMessageChunk(session_id=ctx.session_id, content=text))
+from .conftest import (
+    BridgeHarness,
+    GatedFlushLog,
+    ScriptedBackend,
+    chunk,
+    make_harness,
+    prompt_params,
+    prompt_request,
+    prompt_then_cancel,
+)
 
 
 def chunk_texts(client: RawAcpClient, sid: str) -> list[str]:
@@ -29,10 +33,6 @@ def chunk_texts(client: RawAcpClient, sid: str) -> list[str]:
         for u in client.updates(sid)
         if u["sessionUpdate"] == "agent_message_chunk"
     ]
-
-
-def prompt_params(sid: str, text: str) -> dict[str, Any]:
-    return {"sessionId": sid, "prompt": [{"type": "text", "text": text}]}
 
 
 @pytest.fixture
@@ -76,22 +76,8 @@ async def test_pipelined_turns_never_interleave_with_responses(
     async with harness.client() as client:
         await client.initialize()
         sid = await client.new_session()
-        await client.send(
-            {
-                "jsonrpc": "2.0",
-                "id": "A",
-                "method": "session/prompt",
-                "params": prompt_params(sid, "A"),
-            }
-        )
-        await client.send(
-            {
-                "jsonrpc": "2.0",
-                "id": "B",
-                "method": "session/prompt",
-                "params": prompt_params(sid, "B"),
-            }
-        )
+        await client.send(prompt_request("A", sid, "A"))
+        await client.send(prompt_request("B", sid, "B"))
         await client.wait_for(lambda m: m.get("id") == "B")
     order = [
         m["params"]["update"]["content"]["text"] if "method" in m else f"<{m['id']}>"
@@ -166,14 +152,7 @@ async def test_a_turn_survives_its_client_disconnecting(
     async with harness.client() as owner:
         await owner.initialize()
         sid = await owner.new_session()
-        await owner.send(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "session/prompt",
-                "params": prompt_params(sid, "go"),
-            }
-        )
+        await owner.send(prompt_request(1, sid, "go"))
         async with asyncio.timeout(5):
             await started.wait()
     release.set()  # the owner is gone; the turn goes on
@@ -227,20 +206,6 @@ async def test_load_during_a_running_turn_has_no_gap_and_no_duplicate(
         )
         texts = chunk_texts(loader, sid)
     assert texts == [f"c{i}" for i in range(100)]
-
-
-class GatedFlushLog(SqliteEventLog):
-    """A log whose flush waits for the test's permission."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.flushing = asyncio.Event()
-        self.allow = asyncio.Event()
-
-    async def aflush(self) -> None:
-        self.flushing.set()
-        await self.allow.wait()
-        await super().aflush()
 
 
 async def test_the_prompt_answer_waits_for_the_log_to_commit(tmp_path: Path) -> None:
