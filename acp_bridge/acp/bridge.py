@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acp_bridge._version import __version__
-from acp_bridge.agents.base import AgentBackend, SessionContext
+from acp_bridge.agents.base import CANCEL_GRACE_SECONDS, AgentBackend, SessionContext
 from acp_bridge.eventlog import EventLog
 from acp_bridge.rpc.transport import CloseReason, Transport
 from acp_bridge.sinks import SinkRegistry, agent_events_topic, default_registry
@@ -22,7 +22,7 @@ from acp_bridge.translate import Profile
 
 from .connection import AcpConnection
 from .context import BridgeSessionContext
-from .sessions import CANCEL_GRACE_SECONDS, Session, SessionManager
+from .sessions import Session, SessionManager
 
 __all__ = ["AcpBridge", "BridgeConfig"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from acp_bridge.agents.base import AgentBackend, SessionReadOnly, StopReason
+from acp_bridge.agents.base import CANCEL_GRACE_SECONDS, AgentBackend, SessionReadOnly, StopReason
 from acp_bridge.eventlog import EventLog, LogRecord
 from acp_bridge.events.harn import UserMessage
 from acp_bridge.events.session_event import SessionEvent
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from .context import BridgeSessionContext
 
 __all__ = [
-    "CANCEL_GRACE_SECONDS",
     "SESSION_INDEX_TOPIC",
     "PromptTicket",
     "Session",
@@ -45,7 +44,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SESSION_INDEX_TOPIC: Final = "acp_bridge.sessions"
-CANCEL_GRACE_SECONDS: Final = 2.0
+
 ANSWER_WAIT_SECONDS: Final = 30.0
 """Longest a turn waits for the previous turn's response to be queued (normally microseconds)."""
 LIST_PAGE_SIZE: Final = 50

@@ -13,11 +13,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from acp_bridge.events.session_event import SessionEvent
 
 __all__ = [
+    "CANCEL_GRACE_SECONDS",
     "AgentBackend",
     "BackendError",
     "BackendHost",
@@ -34,6 +35,11 @@ __all__ = [
     "SlashCommand",
     "StopReason",
 ]
+
+
+CANCEL_GRACE_SECONDS: Final = 2.0
+"""Seconds a backend has to wind a cancelled turn down before its task is cancelled (and again
+before it is abandoned); also how long a subprocess backend waits for its child to acknowledge."""
 
 
 class StopReason(enum.StrEnum):

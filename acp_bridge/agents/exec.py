@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from acp_bridge.agents.base import (
+    CANCEL_GRACE_SECONDS,
     BackendError,
     BaseBackend,
     CapabilityNotAdvertised,
@@ -80,7 +81,7 @@ child_logger = logging.getLogger(f"{__name__}.child")
 
 STREAM_LIMIT: Final = 32 * 1024 * 1024
 """Longest stdout/stderr line read (a tool result can be a whole file); longer lines are skipped."""
-CANCEL_GRACE_SECONDS: Final = 2.0
+
 """After ``cancel``, how long the child has to end the turn before the prompt answers anyway."""
 TERMINATE_TIMEOUT_SECONDS: Final = 2.0
 """After SIGTERM, how long the child has to exit before SIGKILL."""
