@@ -64,9 +64,9 @@ if TYPE_CHECKING:
         StopReason,
     )
     from .agents.python import FunctionBackend
+    from .app.server import BridgeServer, ServerOptions, serve, serve_stdio
     from .events.harn import AgentMessageChunk, AgentThoughtChunk, Plan, ToolCall, ToolCallUpdate
     from .events.harn_types import ToolCallErrorCategory, ToolCallStatus, ToolKind
-    from .server.app import BridgeServer, ServerOptions, serve, serve_stdio
     from .sinks.registry import emit_event
     from .translate.wire import Profile
 
@@ -125,10 +125,10 @@ _LAZY: Final[dict[str, str]] = {
     "StopReason": _BASE,
     "FunctionBackend": "acp_bridge.agents.python",
     # running it
-    "BridgeServer": "acp_bridge.server.app",
-    "ServerOptions": "acp_bridge.server.app",
-    "serve": "acp_bridge.server.app",
-    "serve_stdio": "acp_bridge.server.app",
+    "BridgeServer": "acp_bridge.app.server",
+    "ServerOptions": "acp_bridge.app.server",
+    "serve": "acp_bridge.app.server",
+    "serve_stdio": "acp_bridge.app.server",
     "Profile": "acp_bridge.translate.wire",
     # events
     "AgentMessageChunk": "acp_bridge.events.harn",

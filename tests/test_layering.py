@@ -12,7 +12,7 @@ import acp_bridge
 # Top to bottom, as in docs/architecture.md.
 LAYERS = [
     "cli",
-    "server",
+    "app",
     "transports",
     "acp",
     "agents",

@@ -115,8 +115,8 @@ def _banner(args: argparse.Namespace, url: str, log_spec: str, agent: str) -> st
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from acp_bridge.server.app import BridgeServer, ServerOptions, serve_stdio
-    from acp_bridge.server.websocket import InsecureBindError
+    from acp_bridge.app.server import BridgeServer, ServerOptions, serve_stdio
+    from acp_bridge.transports.websocket_server import InsecureBindError
 
     backend = create_backend(
         args.agent, BackendOptions(dialect=args.dialect, replay_speed=args.replay_speed)

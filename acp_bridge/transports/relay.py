@@ -6,19 +6,18 @@ not parse messages on the way in (the server reports bad JSON) and only re-encod
 way out when it spans several lines. stdout carries ACP messages and nothing else; diagnostics go to
 stderr.
 
-Run it as ``acp-bridge connect URL`` or ``python -m acp_bridge.transports.relay URL``.
+Run it as ``acp-bridge connect URL`` (its arguments are parsed in :mod:`acp_bridge.cli.connect_cmd`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -37,27 +36,16 @@ from acp_bridge.transports.stdio import (
     open_stdio_streams,
 )
 
-__all__ = [
-    "DESCRIPTION",
-    "TOKEN_ENV",
-    "add_relay_arguments",
-    "main",
-    "run_command",
-    "run_relay",
-]
+__all__ = ["TOKEN_ENV", "run_relay"]
 
 logger = logging.getLogger(__name__)
+
+_PROG = "acp-bridge connect"
+"""Prefix of the relay's one-line diagnostics: the command the editor launched."""
 
 TOKEN_ENV = "ACP_BRIDGE_TOKEN"
 """Environment variable read for the bearer token when none is passed explicitly."""
 
-DESCRIPTION = (
-    "Relay ACP between stdio (one JSON-RPC message per line) and a WebSocket endpoint; use it as "
-    "the agent command of an editor that launches agents over stdio."
-)
-"""Help text of the command."""
-
-_PROG = "acp-bridge connect"
 _CLEAN_CLOSE_CODES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY})
 _OFFERED_SUBPROTOCOLS = [Subprotocol("acp.v1")]
 
@@ -249,36 +237,3 @@ _STATUS_HINTS = {
     403: " (origin not allowed)",
     404: " (wrong path?)",
 }
-
-
-def add_relay_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the relay's ``URL`` and ``--token`` arguments to ``parser``."""
-    parser.add_argument(
-        "url", metavar="URL", help="WebSocket endpoint, e.g. ws://127.0.0.1:8765/acp"
-    )
-    parser.add_argument(
-        "--token",
-        help=f"bearer token (default: ${TOKEN_ENV}); prefer the variable, arguments are visible to "
-        "other local users",
-    )
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """Run the relay for parsed :func:`add_relay_arguments` on the process's stdio; exit code."""
-    # stdout carries ACP messages only; every diagnostic goes to stderr.
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    try:
-        return asyncio.run(run_relay(args.url, token=args.token))
-    except KeyboardInterrupt:
-        return 130
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m acp_bridge.transports.relay URL [--token T]``; returns the exit code."""
-    parser = argparse.ArgumentParser(prog=_PROG, description=DESCRIPTION)
-    add_relay_arguments(parser)
-    return run_command(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

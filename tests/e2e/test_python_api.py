@@ -197,7 +197,7 @@ def test_import_acp_bridge_is_cheap() -> None:
     code = (
         "import sys, acp_bridge\n"
         "heavy = sorted(m for m in ('pydantic', 'websockets', 'acp_bridge.events', "
-        "'acp_bridge.server', 'acp_bridge.agents') if m in sys.modules)\n"
+        "'acp_bridge.app', 'acp_bridge.agents') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
         "assert acp_bridge.__version__\n"
         "from acp_bridge import serve\n"

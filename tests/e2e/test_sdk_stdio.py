@@ -11,7 +11,7 @@ from pathlib import Path
 from acp import spawn_agent_process
 from acp.schema import TextContentBlock
 
-from acp_bridge.server.app import BridgeServer
+from acp_bridge.app.server import BridgeServer
 
 from .sdk_support import RecordingClient, WireValidator
 

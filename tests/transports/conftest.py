@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from acp_bridge.rpc.transport import CloseReason, Malformed, Transport
-from acp_bridge.server.websocket import (
+from acp_bridge.transports.websocket_server import (
     ConnectionHandler,
     ConnectionInfo,
     WebSocketServer,

@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from acp_bridge.rpc.transport import Transport
-from acp_bridge.server.websocket import (
+from acp_bridge.transports.websocket_server import (
     CONNECTION_ID_HEADER,
     ConnectionInfo,
     InsecureBindError,
@@ -228,13 +228,13 @@ async def test_handler_exception_is_logged_and_closes_1011(
     start_server: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = await start_server()
-    with caplog.at_level(logging.ERROR, logger="acp_bridge.server.websocket"):
+    with caplog.at_level(logging.ERROR, logger="acp_bridge.transports.websocket_server"):
         async with asyncio.timeout(5), connect(server.url) as ws:
             await ws.send(dumps({"raise": True}))
             with pytest.raises(ConnectionClosed):
                 await ws.recv()
     assert ws.close_code == 1011
-    [record] = [r for r in caplog.records if r.name == "acp_bridge.server.websocket"]
+    [record] = [r for r in caplog.records if r.name == "acp_bridge.transports.websocket_server"]
     assert record.exc_info is not None
     assert "handler failed on purpose" in str(record.exc_info[1])
 

@@ -17,8 +17,8 @@ import pytest
 
 from acp_bridge.cli import connect_cmd
 from acp_bridge.rpc.transport import Transport
-from acp_bridge.server.websocket import ConnectionInfo
 from acp_bridge.transports.relay import run_relay
+from acp_bridge.transports.websocket_server import ConnectionInfo
 
 from .conftest import Recorder, StartServer, echo_handler
 
@@ -63,7 +63,8 @@ async def relay(url: str, *args: str, env: Mapping[str, str] | None = None) -> A
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "acp_bridge.transports.relay",
+        "acp_bridge",
+        "connect",
         url,
         *args,
         stdin=asyncio.subprocess.PIPE,

@@ -10,8 +10,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from acp_bridge.rpc.transport import CloseReason, Malformed, Transport
-from acp_bridge.server.websocket import ConnectionInfo
 from acp_bridge.transports.websocket import CLOSE_CODES, WebSocketTransport
+from acp_bridge.transports.websocket_server import ConnectionInfo
 
 from .conftest import Recorder, StartServer, dumps
 

@@ -1,4 +1,4 @@
-"""Assembling a running bridge: backend + event log + ACP layer + WebSocket endpoint (or stdio).
+"""The composition root: backend + event log + ACP layer + WebSocket endpoint (or stdio), assembled.
 
 :class:`BridgeServer` is what ``acp-bridge serve`` runs and what an embedding program can start with
 ``await serve(...)``: it opens the event log, starts the WebSocket server with the ACP bridge as its
@@ -13,9 +13,9 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import platformdirs
 
@@ -24,8 +24,11 @@ from acp_bridge.agents.base import AgentBackend
 from acp_bridge.eventlog import EventLog, EventLogError, open_event_log
 from acp_bridge.rpc.transport import Transport
 from acp_bridge.translate import Profile
-
-from .websocket import ConnectionInfo, WebSocketServer, WebSocketServerConfig
+from acp_bridge.transports.websocket_server import (
+    ConnectionInfo,
+    WebSocketServer,
+    WebSocketServerConfig,
+)
 
 __all__ = ["BridgeServer", "ServerOptions", "default_event_log_spec", "serve", "serve_stdio"]
 
@@ -60,13 +63,30 @@ class ServerOptions:
     """Bytes that may wait for one client before it is disconnected at once."""
 
     def bridge_config(self) -> BridgeConfig:
-        """The ACP layer's part of these options."""
-        return BridgeConfig(
-            profile=self.profile,
-            outbox_limit=self.outbox_limit,
-            slow_client_grace=self.slow_client_grace,
-            outbox_max_bytes=self.outbox_max_bytes,
+        """The ACP layer's part of these options (the fields both name alike)."""
+        return _project(self, BridgeConfig)
+
+    def websocket_config(self) -> WebSocketServerConfig:
+        """The WebSocket endpoint's part of these options; a pong may take one ping interval."""
+        return _project(
+            self,
+            WebSocketServerConfig,
+            allowed_origins=tuple(self.allowed_origins),
+            ping_timeout=self.ping_interval,
         )
+
+
+_Config = TypeVar("_Config")
+
+
+def _project(options: ServerOptions, config: type[_Config], **overrides: Any) -> _Config:
+    """``config`` built from the fields of ``options`` it shares by name, then ``overrides``.
+
+    One place decides which option reaches which layer, so a new option is a new field on both
+    sides, not another line to copy.
+    """
+    shared = {f.name for f in fields(config)} & {f.name for f in fields(options)}  # type: ignore[arg-type]
+    return config(**{**{name: getattr(options, name) for name in shared}, **overrides})
 
 
 class BridgeServer:
@@ -90,19 +110,7 @@ class BridgeServer:
             config=self.options.bridge_config(),
         )
         self.websocket = WebSocketServer(
-            WebSocketServerConfig(
-                host=self.options.host,
-                port=self.options.port,
-                path=self.options.path,
-                token=self.options.token,
-                allowed_origins=tuple(self.options.allowed_origins),
-                max_message_bytes=self.options.max_message_bytes,
-                ping_interval=self.options.ping_interval,
-                ping_timeout=self.options.ping_interval,
-                insecure=self.options.insecure,
-            ),
-            self._handle,
-            health=self.bridge.health,
+            self.options.websocket_config(), self._handle, health=self.bridge.health
         )
         self._stopped = False
 

@@ -2,8 +2,9 @@
 
 Everything about who may connect is decided before the upgrade, in ``process_request``: the path,
 the browser ``Origin``, and the bearer token. An accepted connection is wrapped in a
-:class:`~acp_bridge.transports.websocket.WebSocketTransport` and handed to the ACP layer's handler;
-this module knows nothing of what flows over it.
+:class:`~acp_bridge.transports.websocket.WebSocketTransport` and handed to the handler the server
+was given (the ACP bridge, as :mod:`acp_bridge.app` assembles it); this module knows nothing of
+what flows over it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from websockets.typing import Subprotocol
 
 from acp_bridge._version import __version__
 from acp_bridge.rpc.transport import CloseReason, Transport
-from acp_bridge.transports.websocket import WebSocketTransport
+
+from .websocket import WebSocketTransport
 
 __all__ = [
     "ACP_SUBPROTOCOL",

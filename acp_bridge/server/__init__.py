@@ -1,1 +1,0 @@
-"""Running the bridge: the WebSocket endpoint (:mod:`.websocket`) and the assembled server (:mod:`.app`)."""
