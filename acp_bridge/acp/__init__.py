@@ -3,10 +3,13 @@
 Transport-agnostic: :class:`AcpBridge` serves any :class:`~acp_bridge.rpc.transport.Transport`.
 """
 
-from .bridge import AcpBridge, BridgeConfig
-from .connection import PROTOCOL_VERSION, AcpConnection
+from .bridge import AcpBridge
+from .config import BridgeConfig
+from .connection import AcpConnection
 from .context import BridgeSessionContext
 from .delivery import Attachment, SessionFanout
+from .handlers import PROTOCOL_VERSION
+from .journal import SessionJournal
 from .sessions import Session, SessionManager, SessionRecord
 
 __all__ = [
@@ -18,6 +21,7 @@ __all__ = [
     "BridgeSessionContext",
     "Session",
     "SessionFanout",
+    "SessionJournal",
     "SessionManager",
     "SessionRecord",
 ]

@@ -2,15 +2,16 @@
 
 :class:`AcpBridge` is transport-agnostic: hand :meth:`AcpBridge.handle_connection` any
 :class:`~acp_bridge.rpc.transport.Transport` (a WebSocket, stdio, an in-memory pair) and it serves ACP on
-it until the transport ends.
+it until the transport ends. It is the :class:`~acp_bridge.acp.ports.ConnectionHost` of its
+connections and the :class:`~acp_bridge.agents.base.BackendHost` of its backend.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from acp_bridge._version import __version__
@@ -20,9 +21,11 @@ from acp_bridge.rpc.transport import CloseReason, Transport
 from acp_bridge.sinks import SinkRegistry, agent_events_topic, default_registry
 from acp_bridge.translate import Profile
 
+from .config import BridgeConfig
 from .connection import AcpConnection
 from .context import BridgeSessionContext
-from .sessions import Session, SessionManager
+from .handlers import register_all
+from .sessions import SessionManager
 
 __all__ = ["AcpBridge", "BridgeConfig"]
 
@@ -30,23 +33,6 @@ logger = logging.getLogger(__name__)
 
 BACKEND_CLOSE_TIMEOUT = 10.0
 """Seconds a backend's ``aclose()`` may take at shutdown (e.g. a subprocess winding down)."""
-
-
-@dataclass(frozen=True)
-class BridgeConfig:
-    """Tunables of the ACP layer."""
-
-    profile: Profile = Profile.AUTO
-    """``auto``: the harn profile for clients that advertise ``clientCapabilities._meta.harn``."""
-    outbox_limit: int = 8192
-    """Messages a client may fall behind before the slow-client clock starts."""
-    slow_client_grace: float = 5.0
-    """Seconds a client may stay more than ``outbox_limit`` messages behind before it is disconnected
-    with 1013 (it can come back with ``session/load``)."""
-    outbox_max_bytes: int = 64 * 1024 * 1024
-    """Bytes that may wait for one client at once; past this it is disconnected immediately."""
-    client_request_timeout: float = 120.0
-    """How long file and terminal requests to the client may take."""
 
 
 class AcpBridge:
@@ -77,7 +63,7 @@ class AcpBridge:
                 log=self.log,
                 registry=self.registry,
                 backend=self.backend,
-                context_factory=BridgeSessionContext,
+                context_factory=functools.partial(BridgeSessionContext, registry=self.registry),
             )
         return self._sessions
 
@@ -116,33 +102,19 @@ class AcpBridge:
         self, transport: Transport, connection_id: str | None = None
     ) -> None:
         """Serve ACP on ``transport`` until it ends."""
-        _ = self.sessions  # the manager must exist before any handler runs
-        connection = AcpConnection(self, transport, connection_id=connection_id)
+        connection = AcpConnection(
+            transport,
+            host=self,
+            sessions=self.sessions,  # created here, before any handler runs, if not yet
+            config=self.config,
+            connection_id=connection_id,
+        )
+        register_all(connection)
         self.connections.add(connection)
         try:
             await connection.run()
         finally:
             self.connections.discard(connection)
-
-    async def start_backend_session(self, session: Session, *, new: bool) -> None:
-        """Tell the backend about a session the first time it is used in this process."""
-        if session.backend_started:
-            return
-        session.backend_started = True
-        try:
-            if new:
-                await self.backend.new_session(session.context)
-            else:
-                await self.backend.load_session(session.context)
-        except BaseException:
-            session.backend_started = False  # the next load/resume asks the backend again
-            raise
-
-    async def close_session(self, session: Session) -> None:
-        """Close a session and detach it from every connection."""
-        await self.sessions.close(session)
-        for connection in list(self.connections):
-            connection._detach(session.session_id)
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz``: status (``ok``, or ``degraded`` once the event log failed) and numbers."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from acp_bridge.agents.base import (
     CapabilityNotAdvertised,
@@ -22,11 +22,11 @@ from acp_bridge.agents.base import (
 from acp_bridge.events.session_event import SessionEvent
 from acp_bridge.rpc.errors import RpcError
 from acp_bridge.rpc.peer import PeerClosed
+from acp_bridge.sinks import SinkRegistry
 from acp_bridge.translate import Profile, strict_tool_call_update
 
-if TYPE_CHECKING:
-    from .connection import AcpConnection
-    from .sessions import Session, Turn
+from .ports import TurnOwner
+from .sessions import Session, Turn
 
 __all__ = ["PERMISSION_TIMEOUT_SECONDS", "BridgeSessionContext"]
 
@@ -57,8 +57,9 @@ def _capability(caps: Mapping[str, Any], *path: str) -> bool:
 class BridgeSessionContext:
     """A session's context; see the module docstring."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, registry: SinkRegistry) -> None:
         self._session = session
+        self._registry = registry
 
     @property
     def session_id(self) -> str:
@@ -80,12 +81,11 @@ class BridgeSessionContext:
         return self._session.current_turn
 
     @property
-    def _owner(self) -> AcpConnection | None:
+    def _owner(self) -> TurnOwner | None:
         turn = self._turn
-        owner: AcpConnection | None = turn.owner if turn is not None else None
-        if owner is None or owner.peer.closed:
+        if turn is None or turn.owner.closed:
             return None
-        return owner
+        return turn.owner
 
     @property
     def client_capabilities(self) -> Mapping[str, Any]:
@@ -118,7 +118,7 @@ class BridgeSessionContext:
                 "dropping %s event from an abandoned turn of %s", event.type, self.session_id
             )
             return
-        self._session.manager.registry.emit_event(event)
+        self._registry.emit_event(event)
 
     def _abandoned(self) -> bool:
         """True when called from a backend task the session gave up on after a cancel.
@@ -150,9 +150,7 @@ class BridgeSessionContext:
             "options": [{"optionId": o.option_id, "name": o.name, "kind": o.kind} for o in options],
         }
         request = asyncio.ensure_future(
-            owner.peer.request(
-                "session/request_permission", params, timeout=PERMISSION_TIMEOUT_SECONDS
-            )
+            owner.request("session/request_permission", params, timeout=PERMISSION_TIMEOUT_SECONDS)
         )
         turn.permission_requests.add(request)
         try:
@@ -183,7 +181,7 @@ class BridgeSessionContext:
         if owner is None or not _capability(owner.client_capabilities, *capability):
             raise CapabilityNotAdvertised(".".join(capability), method)
         try:
-            return await owner.peer.request(method, {"sessionId": self.session_id, **params})
+            return await owner.request(method, {"sessionId": self.session_id, **params})
         except RpcError as exc:
             raise ClientRequestFailed(method, exc.code, exc.message, exc.data) from exc
         except PeerClosed as exc:

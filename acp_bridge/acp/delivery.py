@@ -76,7 +76,8 @@ class Attachment:
     announced: set[str] = field(default_factory=set)
     held: list[tuple[int | None, Message, bytes | None]] = field(default_factory=list)
     replayed_through: int = 0
-    on_overflow: Callable[[], None] | None = None
+    on_closed: Callable[[Attachment], None] | None = None
+    """Called when the session closes under this attachment (its connection forgets it)."""
 
     def deliver(
         self, message: Message, event_id: int | None = None, encoded: bytes | None = None
@@ -97,8 +98,8 @@ class Attachment:
         checked = self._ensure_tool_call(message)
         if checked is not message or encoded is None:
             encoded = encode_message(checked, self.profile)
-        if not self.sink.send(encoded) and self.on_overflow:
-            self.on_overflow()
+        # A full outbox disconnects the client itself (rpc's slow-client rule); nothing to do here.
+        self.sink.send(encoded)
 
     def _ensure_tool_call(self, message: Message) -> Message:
         if message.get("method") != "session/update":
@@ -211,6 +212,13 @@ class SessionFanout:
                 by_profile[profile] = prepared
             for message, encoded in prepared:
                 attachment.deliver(message, event_id, encoded)
+
+    def close(self) -> None:
+        """The session closed: detach every attachment and tell its owner."""
+        attachments, self.attachments = self.attachments, []
+        for attachment in attachments:
+            if attachment.on_closed is not None:
+                attachment.on_closed(attachment)
 
     def broadcast(self, message: Message, *, exclude: Attachment | None = None) -> None:
         """Deliver a message that is not an agent event (mode changes, commands) to every attachment."""

@@ -1,10 +1,9 @@
-"""Sessions: their sinks, their turns, and the index that lets them outlive sockets and restarts.
+"""Sessions: their journal, their turns, and the index that lets them outlive sockets and restarts.
 
-A :class:`Session` owns the sink every live session has in the registry, :class:`SessionSink`, which
-persists each event through an :class:`~acp_bridge.sinks.EventLogSink` (giving it its id) and hands it
-to translation and delivery (:mod:`acp_bridge.acp.delivery`) in id order; it runs turns one at a time
-(decision 0003). The
-:class:`SessionManager` creates, restores, lists and closes sessions; their metadata is kept in the
+A :class:`Session` owns the one sink every live session has in the registry, its
+:class:`~acp_bridge.acp.journal.SessionJournal` (append to the log, then publish to the session's
+fan-out), and runs turns one at a time (decision 0003). The :class:`SessionManager` creates,
+restores, lists and closes sessions and tells the backend about them; their metadata is kept in the
 event log topic ``acp_bridge.sessions`` so a restarted bridge still knows them.
 """
 
@@ -18,18 +17,22 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from acp_bridge.agents.base import CANCEL_GRACE_SECONDS, AgentBackend, SessionReadOnly, StopReason
+from acp_bridge.agents.base import (
+    CANCEL_GRACE_SECONDS,
+    AgentBackend,
+    SessionContext,
+    SessionReadOnly,
+    StopReason,
+)
 from acp_bridge.eventlog import EventLog, LogRecord
 from acp_bridge.events.harn import UserMessage
-from acp_bridge.events.session_event import SessionEvent
 from acp_bridge.sinks import EventLogSink, SinkRegistry
 
 from .delivery import Attachment, SessionFanout
-
-if TYPE_CHECKING:
-    from .context import BridgeSessionContext
+from .journal import SessionJournal
+from .ports import TurnOwner
 
 __all__ = [
     "SESSION_INDEX_TOPIC",
@@ -37,7 +40,6 @@ __all__ = [
     "Session",
     "SessionManager",
     "SessionRecord",
-    "SessionSink",
     "Turn",
 ]
 
@@ -77,50 +79,6 @@ class SessionRecord:
         return info
 
 
-class SessionSink:
-    """The one sink a live session has in the registry: persist the event (its id), then deliver it.
-
-    Events reach clients in the order of their ids, which is the order of the log, even when several
-    threads emit for one session: the append and the hand-off to the event loop happen under one lock.
-    On the loop's thread an event is published at once, unless events from other threads are still on
-    their way to the loop; then it queues behind them. (Without this, a client could see id 6 after id
-    7, ack 7, and lose 6 on its next ``session/load``.)
-    """
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._lock = threading.Lock()
-        self._in_flight = 0  # publishes handed to the loop from a queue, not run yet
-
-    def handle_event(self, event: SessionEvent) -> None:
-        """Append ``event`` to the log and forward it with its id."""
-        self.persist_and_publish(event)
-
-    def persist_and_publish(self, event: SessionEvent, exclude: Attachment | None = None) -> None:
-        """Append ``event``, then publish it to every attachment but ``exclude``, in id order."""
-        session = self.session
-        log_sink = session.event_sink
-        on_loop = threading.get_ident() == session.loop_thread
-        with self._lock:
-            event_id = log_sink.append(event)
-            direct = on_loop and self._in_flight == 0
-            if not direct:
-                self._in_flight += 1
-                session.loop.call_soon_threadsafe(self._publish_queued, event, event_id, exclude)
-        if direct:
-            # Nothing queued can run before this: it runs on the loop's own thread, right now.
-            session.fanout.publish(event, event_id, exclude)
-
-    def _publish_queued(
-        self, event: SessionEvent, event_id: int | None, exclude: Attachment | None
-    ) -> None:
-        try:
-            self.session.fanout.publish(event, event_id, exclude)
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-
-
 @dataclass(eq=False)
 class PromptTicket:
     """One ``session/prompt`` on its way through the session's queue.
@@ -141,7 +99,8 @@ class PromptTicket:
 class Turn:
     """One running prompt turn."""
 
-    owner: Any  # the AcpConnection that sent session/prompt (None once it disconnected)
+    owner: TurnOwner
+    """The connection that sent the ``session/prompt``."""
     number: int
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     permission_requests: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -155,15 +114,17 @@ class Session:
         record: SessionRecord,
         *,
         manager: SessionManager,
-        context_factory: Callable[[Session], BridgeSessionContext],
+        context_factory: Callable[[Session], SessionContext],
     ) -> None:
         self.record = record
         self.manager = manager
-        self.loop = manager.loop
-        self.loop_thread = manager.loop_thread
         self.fanout = SessionFanout(record.session_id)
-        self.event_sink = EventLogSink(manager.log, record.session_id)  # used by `sink` only
-        self.sink = SessionSink(self)
+        self.journal = SessionJournal(
+            EventLogSink(manager.log, record.session_id),
+            self.fanout,
+            manager.loop,
+            manager.loop_thread,
+        )
         self.context = context_factory(self)
         self.turn_lock = asyncio.Lock()
         self.cancel_generation = 0
@@ -189,7 +150,7 @@ class Session:
 
     async def run_turn(
         self,
-        owner: Any,
+        owner: TurnOwner,
         prompt: list[dict[str, Any]],
         owner_attachment: Attachment | None,
         ticket: PromptTicket | None = None,
@@ -315,7 +276,7 @@ class Session:
         event = UserMessage(
             session_id=self.session_id, message_id=f"user-{uuid.uuid4().hex}", content=prompt
         )
-        self.sink.persist_and_publish(event, exclude)
+        self.journal.record(event, exclude)
 
     # --- attachments -------------------------------------------------------------------------------
 
@@ -329,7 +290,7 @@ class Session:
 
 
 class SessionManager:
-    """Creates, restores, lists and closes sessions; wires their sinks into the registry."""
+    """Creates, restores, lists and closes sessions; wires their journals into the registry."""
 
     def __init__(
         self,
@@ -337,7 +298,7 @@ class SessionManager:
         log: EventLog,
         registry: SinkRegistry,
         backend: AgentBackend,
-        context_factory: Callable[[Session], BridgeSessionContext],
+        context_factory: Callable[[Session], SessionContext],
     ) -> None:
         self.log = log
         self.registry = registry
@@ -404,7 +365,7 @@ class SessionManager:
     def _activate(self, record: SessionRecord) -> Session:
         session = Session(record, manager=self, context_factory=self.context_factory)
         self.sessions[record.session_id] = session
-        self.registry.register_sink(record.session_id, session.sink)
+        self.registry.register_sink(record.session_id, session.journal)
         return session
 
     def create(
@@ -417,6 +378,10 @@ class SessionManager:
         self._persist("session_created", record)
         return self._activate(record)
 
+    def live(self, session_id: str) -> Session | None:
+        """The session if it is live in this process (never restores one)."""
+        return self.sessions.get(session_id)
+
     def get(self, session_id: str) -> Session | None:
         """The live session, restoring it from the index if it exists but is not live."""
         session = self.sessions.get(session_id)
@@ -427,22 +392,32 @@ class SessionManager:
             return None
         return self._activate(record)
 
-    def known(self, session_id: str) -> bool:
-        """True if the session exists (live or restorable) and is not closed."""
-        record = self.index.get(session_id)
-        return record is not None and not record.closed
+    async def start_backend(self, session: Session, *, new: bool) -> None:
+        """Tell the backend about a session the first time it is used in this process."""
+        if session.backend_started:
+            return
+        session.backend_started = True
+        try:
+            if new:
+                await self.backend.new_session(session.context)
+            else:
+                await self.backend.load_session(session.context)
+        except BaseException:
+            session.backend_started = False  # the next load/resume asks the backend again
+            raise
 
     async def close(self, session: Session) -> None:
-        """Close ``session``: cancel its turns, tell the backend, drop its sinks."""
+        """Close ``session``: cancel its turns, tell the backend, drop its sinks and attachments."""
         session.cancel()
         async with session.turn_lock:
             pass  # wait for the cancelled turn to finish
         try:
-            await session.manager.backend.close_session(session.context)
+            await self.backend.close_session(session.context)
         except Exception:
             logger.exception("backend close_session failed for %s", session.session_id)
         self.registry.clear_session_sinks(session.session_id)
         self._mark_closed(session)
+        session.fanout.close()
 
     def discard(self, session: Session) -> None:
         """Drop a session whose creation failed: out of the registry, closed in the index.
@@ -450,7 +425,7 @@ class SessionManager:
         The backend is not told (it is the one that failed to create it).
         """
         session.cancel()
-        self.registry.unregister_sink(session.session_id, session.sink)
+        self.registry.unregister_sink(session.session_id, session.journal)
         self._mark_closed(session)
 
     def _mark_closed(self, session: Session) -> None:
@@ -465,7 +440,7 @@ class SessionManager:
         Only this manager's own sinks go: other sinks an embedding program registered are left alone.
         """
         for session in list(self.sessions.values()):
-            self.registry.unregister_sink(session.session_id, session.sink)
+            self.registry.unregister_sink(session.session_id, session.journal)
         self.sessions.clear()
 
     def list(self, cwd: str | None, cursor: str | None) -> tuple[list[SessionRecord], str | None]:

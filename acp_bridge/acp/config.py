@@ -1,0 +1,26 @@
+"""Tunables of the ACP layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from acp_bridge.translate import Profile
+
+__all__ = ["BridgeConfig"]
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """Tunables of the ACP layer."""
+
+    profile: Profile = Profile.AUTO
+    """``auto``: the harn profile for clients that advertise ``clientCapabilities._meta.harn``."""
+    outbox_limit: int = 8192
+    """Messages a client may fall behind before the slow-client clock starts."""
+    slow_client_grace: float = 5.0
+    """Seconds a client may stay more than ``outbox_limit`` messages behind before it is disconnected
+    with 1013 (it can come back with ``session/load``)."""
+    outbox_max_bytes: int = 64 * 1024 * 1024
+    """Bytes that may wait for one client at once; past this it is disconnected immediately."""
+    client_request_timeout: float = 120.0
+    """How long file and terminal requests to the client may take."""

@@ -1,0 +1,171 @@
+"""``session/new``, ``load``, ``resume``, ``close`` and ``list``: opening sessions on a connection.
+
+A new/load/resume attaches the connection to the session before anything else, so nothing the
+session emits meanwhile is lost; the attachment's gate opens right after the response is queued
+(ACP: no ``session/update`` before the response), and a failure undoes the attachment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from acp_bridge.events.harn import SessionClosed
+from acp_bridge.rpc.errors import InvalidParams, ResourceNotFound
+from acp_bridge.rpc.peer import Reply, RequestContext
+from acp_bridge.sinks import agent_events_topic
+
+from .. import params as p
+from ..connection import AcpConnection
+from ..delivery import Attachment
+from ..replay import replay_history
+from ..sessions import Session
+from ._common import agent_failure, refuse_when_closing, session_setup, session_update
+
+__all__ = [
+    "register",
+    "session_close",
+    "session_list",
+    "session_load",
+    "session_new",
+    "session_resume",
+]
+
+
+def register(conn: AcpConnection) -> None:
+    """Serve the session family on ``conn``."""
+    conn.add_method("session/new", session_new)
+    conn.add_method("session/load", session_load)
+    conn.add_method("session/resume", session_resume)
+    conn.add_method("session/close", session_close)
+    conn.add_method("session/list", session_list)
+
+
+async def session_new(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
+    """Create a session, tell the backend, attach this connection to it."""
+    cwd = p.absolute_cwd(params)
+    assert cwd is not None
+    mcp_servers = p.mcp_servers(params)
+    refuse_when_closing(conn)
+    session = conn.sessions.create(cwd)
+    session.mcp_servers = mcp_servers or ()
+    attachment = conn.attach(session)
+    with _opening(conn, session, "session/new", new=True):
+        await conn.sessions.start_backend(session, new=True)
+    result = {"sessionId": session.session_id, **session_setup(conn.host.backend, session)}
+    return Reply(result, then=lambda: _opened(conn, session, attachment))
+
+
+async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
+    """Replay the session's history (after ``lastAckedEventId``), then follow it live."""
+    after = params.get("lastAckedEventId", 0)
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise InvalidParams("lastAckedEventId must be a non-negative integer")
+    session = _existing_session(conn, params)
+    attachment = conn.attach(session)
+    with _opening(conn, session, "session/load"):
+        replayed, last = await replay_history(
+            conn.sessions.log, session.session_id, attachment, conn.profile, after
+        )
+        attachment.replayed_through = last
+        await conn.sessions.start_backend(session, new=False)
+    result = {
+        **session_setup(conn.host.backend, session),
+        "_meta": {"harn": {"replayedEvents": replayed, "lastEventId": last}},
+    }
+    return Reply(result, then=lambda: _opened(conn, session, attachment))
+
+
+async def session_resume(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
+    """Follow the session live from now on, without its history."""
+    session = _existing_session(conn, params)
+    attachment = conn.attach(session)
+    topic = agent_events_topic(session.session_id)
+    attachment.replayed_through = conn.sessions.log.latest(topic) or 0
+    with _opening(conn, session, "session/resume"):
+        await conn.sessions.start_backend(session, new=False)
+    result = session_setup(conn.host.backend, session)
+    return Reply(result, then=lambda: _opened(conn, session, attachment))
+
+
+async def session_close(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
+    """Close the session for every client (its history stays in the log)."""
+    session_id = p.session_id(params)
+    session = conn.sessions.get(session_id)
+    if session is None:
+        raise ResourceNotFound("unknown session", data={"sessionId": session_id})
+    session.cancel()
+    session.context.emit(
+        SessionClosed(
+            session_id=session_id,
+            reason="client_request",
+            status="closed",
+            metadata={"protocol": "acp", "method": "session/close"},
+        )
+    )
+    await conn.sessions.close(session)
+    return {}
+
+
+async def session_list(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
+    """One page of open sessions."""
+    cwd = p.absolute_cwd(params, required=False)
+    cursor = params.get("cursor")
+    if cursor is not None and not isinstance(cursor, str):
+        raise InvalidParams("cursor must be a string")
+    try:
+        records, next_cursor = conn.sessions.list(cwd, cursor)
+    except ValueError as exc:
+        raise InvalidParams(str(exc)) from None
+    result: dict[str, Any] = {"sessions": [r.info() for r in records]}
+    if next_cursor is not None:
+        result["nextCursor"] = next_cursor
+    return result
+
+
+def _existing_session(conn: AcpConnection, params: Mapping[str, Any]) -> Session:
+    """The session a load/resume names (``-32002`` if unknown), with its new ``mcpServers``."""
+    refuse_when_closing(conn)
+    session_id = p.session_id(params)
+    p.absolute_cwd(params, required=False)
+    mcp_servers = p.mcp_servers(params)
+    session = conn.sessions.get(session_id)
+    if session is None:
+        raise ResourceNotFound("unknown session", data={"sessionId": session_id})
+    if mcp_servers is not None:
+        session.mcp_servers = mcp_servers
+    return session
+
+
+@contextlib.contextmanager
+def _opening(
+    conn: AcpConnection, session: Session, method: str, *, new: bool = False
+) -> Iterator[None]:
+    """Undo a failed new/load/resume: detach (the attachment would hold messages forever), drop
+    a new session (it never existed for the client), and map the backend's exception."""
+    try:
+        yield
+    except BaseException as exc:
+        conn.detach(session.session_id)
+        if new:
+            conn.sessions.discard(session)
+        if isinstance(exc, Exception):
+            raise agent_failure(exc, session.session_id, method) from None
+        raise
+
+
+def _opened(conn: AcpConnection, session: Session, attachment: Attachment) -> None:
+    """Right after a new/load/resume response: release held messages, announce commands."""
+    attachment.open_gate()
+    commands = conn.host.backend.commands()
+    if not commands:
+        return
+    available = []
+    for command in commands:
+        entry: dict[str, Any] = {"name": command.name, "description": command.description}
+        if command.input_hint:
+            entry["input"] = {"hint": command.input_hint}
+        available.append(entry)
+    update = {"sessionUpdate": "available_commands_update", "availableCommands": available}
+    attachment.deliver(session_update(session.session_id, update))

@@ -1,0 +1,44 @@
+"""Checking the params every family of ACP methods shares (``sessionId``, ``cwd``, ``mcpServers``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from acp_bridge.rpc.errors import InvalidParams
+
+__all__ = ["absolute_cwd", "mcp_servers", "session_id"]
+
+
+def session_id(params: Mapping[str, Any]) -> str:
+    """``sessionId``, required and non-empty."""
+    value = params.get("sessionId")
+    if not isinstance(value, str) or not value:
+        raise InvalidParams("sessionId is required", data={"field": "sessionId"})
+    return value
+
+
+def absolute_cwd(params: Mapping[str, Any], *, required: bool = True) -> str | None:
+    """``cwd``, an absolute path (``None`` when absent and not ``required``)."""
+    cwd = params.get("cwd")
+    if cwd is None and not required:
+        return None
+    if not isinstance(cwd, str) or not os.path.isabs(cwd):
+        raise InvalidParams("cwd must be an absolute path", data={"field": "cwd"})
+    return cwd
+
+
+def mcp_servers(params: Mapping[str, Any]) -> tuple[dict[str, Any], ...] | None:
+    """``mcpServers`` as given (``None`` when absent: Harn hosts may omit it)."""
+    servers = params.get("mcpServers")
+    if servers is None:
+        return None
+    if not isinstance(servers, list) or not all(
+        isinstance(server, dict) and isinstance(server.get("name"), str) for server in servers
+    ):
+        raise InvalidParams(
+            "mcpServers must be a list of MCP server objects with a name",
+            data={"field": "mcpServers"},
+        )
+    return tuple(servers)
