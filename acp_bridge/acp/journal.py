@@ -41,12 +41,12 @@ class SessionJournal:
         self._lock = threading.Lock()
         self._in_flight = 0  # publishes handed to the loop from another thread, not run yet
 
-    def handle_event(self, event: SessionEvent) -> None:
-        """The registry's entry point: append ``event`` and publish it to every attachment."""
-        self.record(event)
+    def handle_event(self, event: SessionEvent, exclude: Attachment | None = None) -> None:
+        """Append ``event``, then publish it to every attachment but ``exclude``, in id order.
 
-    def record(self, event: SessionEvent, exclude: Attachment | None = None) -> None:
-        """Append ``event``, then publish it to every attachment but ``exclude``, in id order."""
+        The registry calls it for every event of the session; the session calls it with ``exclude``
+        to show a prompt to every client but the one that sent it.
+        """
         on_loop = threading.get_ident() == self._loop_thread
         with self._lock:
             event_id = self._log_sink.append(event)

@@ -276,7 +276,7 @@ class Session:
         event = UserMessage(
             session_id=self.session_id, message_id=f"user-{uuid.uuid4().hex}", content=prompt
         )
-        self.journal.record(event, exclude)
+        self.journal.handle_event(event, exclude)
 
     # --- attachments -------------------------------------------------------------------------------
 

@@ -46,12 +46,16 @@ def call_sink(sink: AgentEventSink, event: SessionEvent) -> None:
     try:
         sink.handle_event(event)
     except Exception:
-        logger.exception(
-            "agent event sink %r failed on %s event for session %s",
-            sink,
-            event.type,
-            event.session_id,
-        )
+        _log_sink_failure(sink, event)
+
+
+def _log_sink_failure(sink: AgentEventSink, event: SessionEvent) -> None:
+    logger.exception(
+        "agent event sink %r failed on %s event for session %s",
+        sink,
+        event.type,
+        event.session_id,
+    )
 
 
 class SinkRegistry:
@@ -98,10 +102,6 @@ class SinkRegistry:
         """How many sinks are registered for the session."""
         return len(self._sinks.get(session_id, ()))
 
-    def sinks_for(self, session_id: str) -> tuple[AgentEventSink, ...]:
-        """A snapshot of the session's sinks, in registration order."""
-        return self._sinks.get(session_id, ())
-
     def emit_event(self, event: SessionEvent | PersistedAgentEvent) -> None:
         """Deliver ``event`` to its session's sinks, in registration order.
 
@@ -111,7 +111,11 @@ class SinkRegistry:
         if isinstance(event, PersistedAgentEvent):
             event = event.event
         for sink in self._sinks.get(event.session_id, ()):
-            call_sink(sink, event)
+            # call_sink's containment, written out: this loop is on every event's path.
+            try:
+                sink.handle_event(event)
+            except Exception:
+                _log_sink_failure(sink, event)
 
 
 default_registry = SinkRegistry()
