@@ -5,7 +5,7 @@ Topic ``observability.agent_events.<session id, sanitised>``; one record per eve
 
 Harn's first version spawned one task per append and so lost ordering; here the append is synchronous
 (the log assigns the id in memory and commits in the background), so records are in emit order and the
-id is known at once: :meth:`EventLogSink.append` returns it (the ACP layer's session sink uses that to
+id is known at once: :meth:`EventLogSink.append` returns it (the ACP layer's session journal uses that to
 stamp what it forwards), and a sink registered after this one can read it with
 :meth:`EventLogSink.last_event_id`.
 """
