@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from acp_bridge.acp import BridgeConfig
 from acp_bridge.app import ServerOptions
-from acp_bridge.transports.websocket_server import WebSocketServerConfig
 from acp_bridge.translate import Profile
+from acp_bridge.transports.websocket_server import WebSocketServerConfig
 
 # Values unlike every default, so a field that is not passed on shows up as a default.
 OPTIONS = ServerOptions(
