@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from acp_bridge.agents.replay import ReplayBackend
-from acp_bridge.app.server import BridgeServer, ServerOptions
+from acp_bridge.app import BridgeServer, ServerOptions
 from bench._machine import machine
 
 N = 100_000

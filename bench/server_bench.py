@@ -180,7 +180,7 @@ def _cpu_seconds(pid: int) -> tuple[float, float]:
 
 async def _serve_bridge(log_path: str) -> tuple[Any, str]:
     from acp_bridge.agents.base import BaseBackend, SessionContext, StopReason
-    from acp_bridge.app.server import BridgeServer, ServerOptions
+    from acp_bridge.app import BridgeServer, ServerOptions
     from acp_bridge.events.harn import AgentMessageChunk
     from acp_bridge.translate import Profile
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from acp_bridge.agents.demo import DemoBackend
-from acp_bridge.app.server import BridgeServer, ServerOptions
+from acp_bridge.app import BridgeServer, ServerOptions
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from acp_bridge.agents.base import BaseBackend, SessionContext, StopReason
 from acp_bridge.agents.demo import DemoBackend
-from acp_bridge.app.server import BridgeServer, ServerOptions
+from acp_bridge.app import BridgeServer, ServerOptions
 from acp_bridge.events import harn as h
 from acp_bridge.transports.websocket import WebSocketTransport
 from tests.support.acp_client import ClientScript, RawAcpClient

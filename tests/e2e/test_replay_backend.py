@@ -16,7 +16,7 @@ from acp.schema import TextContentBlock
 from acp.ws import create_websocket_stream
 
 from acp_bridge.agents.replay import ReplayBackend
-from acp_bridge.app.server import BridgeServer, ServerOptions
+from acp_bridge.app import BridgeServer, ServerOptions
 from acp_bridge.events.harn import AgentMessageChunk, PersistedAgentEvent, UserMessage
 
 from .sdk_support import RecordingClient, WireValidator, history

@@ -10,7 +10,7 @@ import pytest
 from acp.schema import TextContentBlock
 
 from acp_bridge.agents.demo import DemoBackend
-from acp_bridge.app.server import BridgeServer, ServerOptions
+from acp_bridge.app import BridgeServer, ServerOptions
 
 from .sdk_support import RecordingClient, history, sdk_websocket_client
 

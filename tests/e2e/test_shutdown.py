@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from acp_bridge.agents.base import BackendHost, BaseBackend, SessionContext, StopReason
-from acp_bridge.app.server import BridgeServer, ServerOptions
+from acp_bridge.app import BridgeServer, ServerOptions
 from acp_bridge.eventlog import EventLogClosed
 from acp_bridge.events import harn as h
 from acp_bridge.sinks import default_registry

@@ -14,7 +14,7 @@ from acp.client.connection import ClientSideConnection
 from acp.schema import TextContentBlock
 
 from acp_bridge.agents.tail import TailBackend
-from acp_bridge.app.server import BridgeServer, ServerOptions
+from acp_bridge.app import BridgeServer, ServerOptions
 from acp_bridge.events.harn import AgentMessageChunk, PersistedAgentEvent
 from acp_bridge.sinks.jsonl import JsonlEventSink
 
