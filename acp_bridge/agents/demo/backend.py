@@ -18,6 +18,7 @@ from acp_bridge.agents.base import (
 from acp_bridge.agents.demo.prompt import parse_prompt
 from acp_bridge.agents.demo.scenarios import COMMANDS, scenario_for
 from acp_bridge.agents.demo.turn import Turn, TurnCancelled
+from acp_bridge.agents.registry import BackendOptions
 
 __all__ = ["DemoBackend", "create_backend"]
 
@@ -110,7 +111,7 @@ class DemoBackend(BaseBackend):
         return StopReason.END_TURN
 
 
-def create_backend(arg: str | None, options: object = None) -> DemoBackend:
+def create_backend(arg: str | None, options: BackendOptions) -> DemoBackend:
     """``--agent demo`` (takes no argument)."""
     if arg:
         raise ValueError("the demo agent takes no argument")
