@@ -295,7 +295,7 @@ async def _cancelled_while_waiting(ctx: SessionContext, seconds: float) -> bool:
     return True
 
 
-def create_backend(arg: str | None, options: BackendOptions | None = None) -> ReplayBackend:
+def create_backend(arg: str | None, options: BackendOptions) -> ReplayBackend:
     """``--agent replay:PATH`` (``--replay-speed`` sets the pacing)."""
     if not arg:
         raise ValueError("replay needs a recording: --agent replay:PATH")
@@ -303,5 +303,4 @@ def create_backend(arg: str | None, options: BackendOptions | None = None) -> Re
     # Fail at startup on a typo rather than at the first prompt; the content is read lazily.
     if not path.is_file():
         raise ValueError(f"replay: no recording at {path}")
-    speed = options.replay_speed if options is not None else 0.0
-    return ReplayBackend(path, speed=speed)
+    return ReplayBackend(path, speed=options.replay_speed)

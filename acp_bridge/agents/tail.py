@@ -468,7 +468,7 @@ class TailBackend(BaseBackend):
             )
 
 
-def create_backend(arg: str | None, options: BackendOptions | None = None) -> TailBackend:
+def create_backend(arg: str | None, options: BackendOptions) -> TailBackend:
     """``--agent tail:DIR``."""
     if not arg:
         raise ValueError(

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from acp_bridge.agents.base import PermissionOutcome, StopReason
-from acp_bridge.agents.exec_protocol import (
+from acp_bridge.agents.exec.protocol import (
     DEFAULT_PERMISSION_OPTIONS,
     ErrorLine,
     HarnLine,

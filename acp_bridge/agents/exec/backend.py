@@ -1,22 +1,11 @@
-"""The ``exec`` backend: an agent runtime as a child process, driven over a JSON-lines protocol.
+"""The ``exec`` backend: sessions and turns multiplexed over one child process.
 
-``acp-bridge serve --agent "exec:python my_agent.py" [--dialect runtime]`` runs the command once per
-bridge (lazily, on the first session) and multiplexes every session over its stdin and stdout; the
-protocol is :mod:`acp_bridge.agents.exec_protocol`, specified for agent authors in
-``docs/agent-protocol.md``.
-
-How the pieces fit:
-
-* one reader task per child decodes stdout in order and emits the events through the owning
-  session's context, so clients see them in the order the child wrote them; control lines end or
-  fail turns and start request tasks (a slow client never stalls the event stream);
-* every line to stdin is a single ``write()``, so lines never interleave; ``cancel`` is written
-  without waiting for buffer room, so it reaches the child at once even while a prompt is flowing;
-* stderr is free-form logging, forwarded to the ``acp_bridge.agents.exec.child`` logger;
-* a child that exits fails its running turns with its exit code and last stderr line; the next use
-  starts a new one and re-announces each session (``load_session``) before its next prompt;
-* :meth:`ExecBackend.aclose` closes stdin, then terminates and kills the child's process group, and
-  reaps it.
+The child's stdout lines arrive here, in order, from its reader (:mod:`.child`): events are emitted
+through the owning session's context, so clients see them in the order the child wrote them;
+control lines end or fail turns, and start request tasks (:mod:`.requests`), so a slow client never
+stalls the event stream. ``cancel`` is written without waiting for room in the pipe, so it reaches
+the child at once even while a prompt is flowing. A child that exits fails its running turns; the
+next use starts a new one and re-announces each session (``load_session``) before its next prompt.
 """
 
 from __future__ import annotations
@@ -25,25 +14,28 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
 import shlex
 import shutil
-import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from acp_bridge.agents.base import (
     CANCEL_GRACE_SECONDS,
     BackendError,
     BaseBackend,
-    CapabilityNotAdvertised,
-    ClientRequestFailed,
     PromptCapabilities,
     SessionContext,
     StopReason,
 )
-from acp_bridge.agents.exec_protocol import (
+from acp_bridge.agents.exec.child import (
+    STREAM_LIMIT,
+    TERMINATE_TIMEOUT_SECONDS,
+    Child,
+    ChildGone,
+    start_child,
+)
+from acp_bridge.agents.exec.protocol import (
     DIALECTS,
     PROTOCOL_VERSION,
     ChildLine,
@@ -58,140 +50,23 @@ from acp_bridge.agents.exec_protocol import (
     UnknownOpLine,
     encode_op,
     parse_child_line,
-    permission_params,
-    permission_result,
-    read_params,
-    write_params,
 )
+from acp_bridge.agents.exec.requests import cancelled_response, reply
 from acp_bridge.agents.registry import BackendOptions
 from acp_bridge.events.runtime import RunCancelled, RunCompleted, RunFailed, RuntimeEvent
 from acp_bridge.events.session_event import SessionEvent, SessionRuntimeEvent
 from acp_bridge.translate.runtime import stop_reason_for
 
-__all__ = [
-    "CANCEL_GRACE_SECONDS",
-    "STREAM_LIMIT",
-    "TERMINATE_TIMEOUT_SECONDS",
-    "ExecBackend",
-    "create_backend",
-]
+__all__ = ["ExecBackend", "create_backend"]
 
-logger = logging.getLogger(__name__)
-child_logger = logging.getLogger(f"{__name__}.child")
+logger = logging.getLogger("acp_bridge.agents.exec")  # the name from before exec was a package
 
-STREAM_LIMIT: Final = 32 * 1024 * 1024
-"""Longest stdout/stderr line read (a tool result can be a whole file); longer lines are skipped."""
-
-"""After ``cancel``, how long the child has to end the turn before the prompt answers anyway."""
-TERMINATE_TIMEOUT_SECONDS: Final = 2.0
-"""After SIGTERM, how long the child has to exit before SIGKILL."""
-STDIN_EOF_GRACE_SECONDS: Final = 0.5
-"""On shutdown, how long a child may take to exit by itself once its stdin is closed."""
-EXIT_WAIT_SECONDS: Final = 2.0
-"""After the child closes stdout, how long it has to exit before it is terminated."""
-STDERR_DRAIN_SECONDS: Final = 1.0
-"""Once the child exited, how long to wait for the rest of its stderr (the last line says why)."""
-_YIELD_EVERY: Final = 64
-"""stdout lines handled between two yields to the event loop."""
 _PREVIEW_CHARS: Final = 200
-_STDERR_LOG_CHARS: Final = 8000
 
 
 def _preview(data: bytes) -> str:
     text = data.decode("utf-8", "replace").rstrip("\r\n")
     return repr(text if len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS] + "…")
-
-
-async def _readline(stream: asyncio.StreamReader) -> bytes | None:
-    """The next line with its newline; ``b""`` at EOF; ``None`` for a line over the stream limit.
-
-    An over-long line is read and discarded up to its newline, so the next call starts cleanly on
-    the following line (``StreamReader.readline`` would hand back the line's tail as a line).
-    """
-    try:
-        return await stream.readuntil(b"\n")
-    except asyncio.IncompleteReadError as exc:
-        return exc.partial  # the last line had no newline (or b"" at EOF)
-    except asyncio.LimitOverrunError as exc:
-        consumed = exc.consumed
-    while True:
-        await stream.readexactly(consumed)
-        try:
-            await stream.readuntil(b"\n")
-        except asyncio.IncompleteReadError:
-            return None
-        except asyncio.LimitOverrunError as exc:
-            consumed = exc.consumed
-            continue
-        return None
-
-
-class _ChildGone(Exception):
-    """The child's stdin is closed: it exited or is exiting."""
-
-
-@dataclass(eq=False)
-class _Child:
-    """One running child process and what the backend tracks about it."""
-
-    process: asyncio.subprocess.Process
-    number: int
-    """1 for the first child of the backend, 2 after the first restart…"""
-    exited: asyncio.Future[str]
-    """Resolved, with a description of the exit, once the child is gone and reaped."""
-    stdin: asyncio.StreamWriter
-    last_stderr: str = ""
-    line_number: int = 0
-    stopping: bool = False
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    requests: dict[asyncio.Task[None], tuple[RequestLine, str | None]] = field(default_factory=dict)
-    """Request tasks in flight, with the request and the session it is for."""
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def alive(self) -> bool:
-        # Until it is reaped: a crashed child's stdin may close before its last stdout lines are
-        # read, and a new child must not start while those are still being delivered.
-        return not self.exited.done()
-
-    def write(self, line: bytes) -> bool:
-        """Queue one line on stdin now (one ``write()``: lines never interleave); False if gone."""
-        if not self.alive or self.stdin.is_closing():
-            return False
-        try:
-            self.stdin.write(line)
-        except (ConnectionError, RuntimeError):
-            return False
-        return True
-
-    async def send(self, line: bytes) -> None:
-        """Write one line and wait for room in the pipe; :class:`_ChildGone` if the child left."""
-        if not self.write(line):
-            raise _ChildGone
-        try:
-            await self.stdin.drain()
-        except (ConnectionError, RuntimeError) as exc:
-            raise _ChildGone from exc
-
-    def describe_exit(self, *, with_stderr: bool = True) -> str:
-        """How the child ended, with its last stderr line (which usually says why)."""
-        code = self.process.returncode
-        if code is None:
-            text = "agent process closed its output"
-        elif code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            text = f"agent process was killed by {name}"
-        else:
-            text = f"agent process exited with code {code}"
-        if with_stderr and self.last_stderr:
-            text += f" ({self.last_stderr})"
-        return text
 
 
 @dataclass(eq=False)
@@ -202,7 +77,7 @@ class _Turn:
     session_id: str
     outcome: asyncio.Future[StopReason | BackendError]
     """How the child ended the turn (an error is a value here, never a future exception)."""
-    child: _Child | None = None
+    child: Child | None = None
     """Set once the ``prompt`` line is on its way to this child."""
     cancel_sent: bool = False
 
@@ -210,10 +85,19 @@ class _Turn:
 @dataclass(eq=False)
 class _SessionState:
     ctx: SessionContext
-    child: _Child | None = None
+    child: Child | None = None
     """The child this session was announced to (``new_session``/``load_session``)."""
     abandoned_turn: str | None = None
     """A turn the bridge answered before the child ended it: its late events are dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A child's request being performed, and the session whose turn it belongs to."""
+
+    child: Child
+    line: RequestLine
+    session_id: str | None
 
 
 class ExecBackend(BaseBackend):
@@ -255,11 +139,12 @@ class ExecBackend(BaseBackend):
         """stdout lines skipped so far (not JSON, unknown shape, unknown session…)."""
         self.starts = 0
         """How many child processes were started (1 + the restarts)."""
-        self._child: _Child | None = None
+        self._child: Child | None = None
         self._spawn_lock = asyncio.Lock()
         self._sessions: dict[str, _SessionState] = {}
         self._turns: dict[str, _Turn] = {}
         self._turn_numbers = itertools.count(1)
+        self._requests: dict[asyncio.Task[None], _Request] = {}
         self._closed = False
 
     @property
@@ -270,7 +155,7 @@ class ExecBackend(BaseBackend):
 
     # --- the child process -----------------------------------------------------------------------
 
-    async def _ensure_child(self) -> _Child:
+    async def _ensure_child(self) -> Child:
         async with self._spawn_lock:
             child = self._child
             if (
@@ -280,167 +165,59 @@ class ExecBackend(BaseBackend):
                 and not child.stopping
             ):
                 # It died between turns and is being reaped: let that finish, then start another.
-                await self._gone(child)
+                await child.exit_error()
             if child is not None and child.alive:
                 return child
             if self._closed:
                 raise BackendError("the agent process is shut down")
-            self._child = await self._spawn()
+            self._child = await start_child(
+                self.command,
+                number=self.starts + 1,
+                listener=self,
+                cwd=self.cwd,
+                env={
+                    **self.env,
+                    "ACP_BRIDGE_EXEC_PROTOCOL": str(PROTOCOL_VERSION),
+                    "ACP_BRIDGE_DIALECT": self.dialect,
+                },
+                stream_limit=self.stream_limit,
+                terminate_timeout=self.terminate_timeout,
+            )
+            self.starts += 1
             return self._child
 
-    async def _spawn(self) -> _Child:
-        env = {
-            **os.environ,
-            **self.env,
-            # The child's stdout is a pipe: a Python child would block-buffer its events.
-            "PYTHONUNBUFFERED": "1",
-            "ACP_BRIDGE_EXEC_PROTOCOL": str(PROTOCOL_VERSION),
-            "ACP_BRIDGE_DIALECT": self.dialect,
-        }
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *self.command,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=self.cwd,
-                env=env,
-                limit=self.stream_limit,
-                # Its own process group: a Ctrl-C on the bridge's terminal reaches the child only
-                # through the bridge's orderly shutdown, which can then signal the whole group.
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise BackendError(
-                f"could not start the agent command {shlex.join(self.command)}: {exc}"
-            ) from exc
-        assert process.stdin is not None
-        self.starts += 1
-        child = _Child(
-            process=process,
-            number=self.starts,
-            exited=asyncio.get_running_loop().create_future(),
-            stdin=process.stdin,
-        )
-        child.tasks = [
-            asyncio.create_task(self._read_stderr(child), name=f"exec-stderr-{child.pid}"),
-            asyncio.create_task(self._read_stdout(child), name=f"exec-stdout-{child.pid}"),
-        ]
-        logger.info("started agent process %d: %s", child.pid, shlex.join(self.command))
-        return child
-
-    def _signal(self, child: _Child, sig: signal.Signals) -> None:
-        if child.process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            if hasattr(os, "killpg"):
-                os.killpg(child.pid, sig)  # the group: grandchildren holding our pipes go too
-            else:  # pragma: no cover - Windows
-                child.process.send_signal(sig)
-
-    async def _terminate(self, child: _Child, *, grace: float) -> None:
-        """Make sure the child exits: wait ``grace``, then SIGTERM, then SIGKILL; reap it."""
-        process = child.process
-        for sig, wait in ((None, grace), (signal.SIGTERM, self.terminate_timeout)):
-            if sig is not None:
-                self._signal(child, sig)
-            if process.returncode is None and wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(process.wait(), wait)
-            if process.returncode is not None:
-                return
-        self._signal(child, signal.SIGKILL)
-        await process.wait()
-
-    async def _read_stderr(self, child: _Child) -> None:
-        assert child.process.stderr is not None
-        stream = child.process.stderr
-        while True:
-            line = await _readline(stream)
-            if line is None:
-                child_logger.info("agent[%d]: (a line longer than the limit, skipped)", child.pid)
-                continue
-            if not line:
-                return
-            text = line.decode("utf-8", "replace").rstrip("\r\n")
-            if text.strip():
-                child.last_stderr = text.strip()[:_PREVIEW_CHARS]
-                child_logger.info("agent[%d]: %s", child.pid, text[:_STDERR_LOG_CHARS])
-
-    async def _read_stdout(self, child: _Child) -> None:
-        assert child.process.stdout is not None
-        stream = child.process.stdout
-        try:
-            while True:
-                line = await _readline(stream)
-                child.line_number += 1
-                if line is None:
-                    self.skipped_lines += 1
-                    logger.warning(
-                        "agent[%d] stdout line %d skipped: longer than %d bytes",
-                        child.pid,
-                        child.line_number,
-                        self.stream_limit,
-                    )
-                    continue
-                if not line:
-                    break
-                self._handle_line(child, line)
-                if child.line_number % _YIELD_EVERY == 0:
-                    # readuntil() does not suspend while whole lines are buffered: let the
-                    # connections' writers send what was emitted so far.
-                    await asyncio.sleep(0)
-        except Exception:  # pragma: no cover - a bug here must not leave turns hanging
-            logger.exception("agent[%d]: reading stdout failed", child.pid)
-        finally:
-            await self._reap(child)
-
-    async def _reap(self, child: _Child) -> None:
-        """stdout is closed: wait for the exit, collect the last stderr line, fail running turns."""
-        try:
-            await self._terminate(child, grace=EXIT_WAIT_SECONDS)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(child.tasks[0]), STDERR_DRAIN_SECONDS)
-        finally:
-            child.stdin.close()
-            description = child.describe_exit()
-            if not child.exited.done():
-                child.exited.set_result(description)
-            if self._child is child:
-                self._child = None
-            for task in child.requests:
+    def child_exited(self, child: Child) -> None:
+        """(For the child's reader.) Forget the child and its requests; say why it ended."""
+        if self._child is child:
+            self._child = None
+        for task, request in self._requests.items():
+            if request.child is child:
                 task.cancel()
-            running = [t.session_id for t in self._turns.values() if t.child is child]
-            if child.stopping:
-                logger.info(
-                    "agent[%d] stopped: %s", child.pid, child.describe_exit(with_stderr=False)
-                )
-            elif running:
-                logger.warning(
-                    "agent[%d] exited during turns of %s: %s", child.pid, running, description
-                )
-            else:
-                logger.info("agent[%d] ended: %s", child.pid, description)
-
-    async def _gone(self, child: _Child) -> BackendError:
-        """The error for a child whose stdin closed under us: its exit description, once known."""
-        wait = EXIT_WAIT_SECONDS + 2 * self.terminate_timeout + STDERR_DRAIN_SECONDS
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(child.exited), wait)
-        if child.exited.done():
-            return BackendError(child.exited.result())
-        return BackendError("the agent process stopped reading its input")
+        running = [t.session_id for t in self._turns.values() if t.child is child]
+        if child.stopping:
+            logger.info("agent[%d] stopped: %s", child.pid, child.describe_exit(with_stderr=False))
+        elif running:
+            logger.warning(
+                "agent[%d] exited during turns of %s: %s", child.pid, running, child.describe_exit()
+            )
+        else:
+            logger.info("agent[%d] ended: %s", child.pid, child.describe_exit())
 
     # --- stdout lines ----------------------------------------------------------------------------
 
-    def _skip(self, child: _Child, reason: str, line: bytes | None = None) -> None:
+    def _skip(self, child: Child, reason: str, line: bytes | None = None) -> None:
         self.skipped_lines += 1
         preview = f": {_preview(line)}" if line is not None else ""
         logger.warning(
             "agent[%d] stdout line %d skipped: %s%s", child.pid, child.line_number, reason, preview
         )
 
-    def _handle_line(self, child: _Child, line: bytes) -> None:
+    def line_too_long(self, child: Child) -> None:
+        """(For the child's reader.) Count and log a line that was over the stream limit."""
+        self._skip(child, f"longer than {self.stream_limit} bytes")
+
+    def line_received(self, child: Child, line: bytes) -> None:
+        """(For the child's reader.) Decode one stdout line and act on it; bad lines are skipped."""
         if not line.strip():
             return
         try:
@@ -453,12 +230,12 @@ class ExecBackend(BaseBackend):
         except Exception:  # a broken line, or a sink that failed, must not stop the reader
             logger.exception("agent[%d] stdout line %d failed", child.pid, child.line_number)
 
-    def _sole_turn(self, child: _Child) -> str | None:
+    def _sole_turn(self, child: Child) -> str | None:
         """The session whose turn is running on ``child``, if exactly one is."""
         running = [t.session_id for t in self._turns.values() if t.child is child]
         return running[0] if len(running) == 1 else None
 
-    def _route(self, child: _Child, session_id: str | None, what: str) -> str | None:
+    def _route(self, child: Child, session_id: str | None, what: str) -> str | None:
         if session_id is not None:
             return session_id
         sole = self._sole_turn(child)
@@ -471,7 +248,7 @@ class ExecBackend(BaseBackend):
             )
         return sole
 
-    def _dispatch(self, child: _Child, parsed: ChildLine) -> None:
+    def _dispatch(self, child: Child, parsed: ChildLine) -> None:
         if isinstance(parsed, HarnLine):
             self._deliver(child, parsed.event.session_id, parsed.event)
         elif isinstance(parsed, RuntimeLine):
@@ -479,29 +256,33 @@ class ExecBackend(BaseBackend):
             if session_id is not None:
                 self._deliver_runtime(child, session_id, parsed)
         elif isinstance(parsed, TurnEndLine):
-            session_id = self._route(child, parsed.session_id, "turn_end")
-            if session_id is None:
-                return
-            if parsed.bad_stop_reason is not None:
-                logger.warning(
-                    "agent[%d] stdout line %d: unknown stop_reason %r, ending the turn as end_turn",
-                    child.pid,
-                    child.line_number,
-                    parsed.bad_stop_reason,
-                )
-            self._end_turn(child, session_id, parsed.turn_id, parsed.stop_reason)
+            self._turn_end(child, parsed)
         elif isinstance(parsed, ErrorLine):
             session_id = self._route(child, parsed.session_id, "error")
             if session_id is not None:
                 self._end_turn(child, session_id, parsed.turn_id, BackendError(parsed.message))
         elif isinstance(parsed, RequestLine):
             task = asyncio.create_task(self._answer(child, parsed))
-            child.requests[task] = (parsed, parsed.session_id or self._sole_turn(child))
-            task.add_done_callback(lambda done: child.requests.pop(done, None))
+            owner = parsed.session_id or self._sole_turn(child)
+            self._requests[task] = _Request(child, parsed, owner)
+            task.add_done_callback(lambda done: self._requests.pop(done, None))
         elif isinstance(parsed, UnknownOpLine):
             self._skip(child, f"unknown op {parsed.op!r}")
 
-    def _session(self, child: _Child, session_id: str) -> _SessionState | None:
+    def _turn_end(self, child: Child, line: TurnEndLine) -> None:
+        session_id = self._route(child, line.session_id, "turn_end")
+        if session_id is None:
+            return
+        if line.bad_stop_reason is not None:
+            logger.warning(
+                "agent[%d] stdout line %d: unknown stop_reason %r, ending the turn as end_turn",
+                child.pid,
+                child.line_number,
+                line.bad_stop_reason,
+            )
+        self._end_turn(child, session_id, line.turn_id, line.stop_reason)
+
+    def _session(self, child: Child, session_id: str) -> _SessionState | None:
         state = self._sessions.get(session_id)
         if state is None:
             self._skip(child, f"event for unknown session {session_id!r}")
@@ -513,12 +294,12 @@ class ExecBackend(BaseBackend):
             return None
         return state
 
-    def _deliver(self, child: _Child, session_id: str, event: SessionEvent) -> None:
+    def _deliver(self, child: Child, session_id: str, event: SessionEvent) -> None:
         state = self._session(child, session_id)
         if state is not None:
             state.ctx.emit(event)
 
-    def _deliver_runtime(self, child: _Child, session_id: str, line: RuntimeLine) -> None:
+    def _deliver_runtime(self, child: Child, session_id: str, line: RuntimeLine) -> None:
         event = line.event
         terminal = isinstance(event, RuntimeEvent) and event.is_terminal()
         state = self._sessions.get(session_id)
@@ -544,7 +325,7 @@ class ExecBackend(BaseBackend):
 
     def _end_turn(
         self,
-        child: _Child,
+        child: Child,
         session_id: str,
         turn_id: str | None,
         result: StopReason | BackendError,
@@ -573,62 +354,35 @@ class ExecBackend(BaseBackend):
 
     # --- requests from the child -----------------------------------------------------------------
 
-    async def _answer(self, child: _Child, request: RequestLine) -> None:
-        reply: dict[str, Any]
-        try:
-            reply = {"result": await self._perform(child, request)}
-        except RequestError as exc:
-            reply = {"error": {"code": exc.code, "message": exc.message}}
-        except CapabilityNotAdvertised as exc:
-            reply = {"error": {"code": -32601, "message": str(exc)}}
-        except ClientRequestFailed as exc:
-            reply = {"error": {"code": exc.code, "message": exc.message}}
-        except BackendError as exc:
-            reply = {"error": {"code": exc.rpc_code, "message": str(exc)}}
-        except Exception as exc:
-            logger.exception("agent[%d]: request %s failed", child.pid, request.method)
-            reply = {"error": {"code": -32603, "message": f"{type(exc).__name__}: {exc}"}}
+    async def _answer(self, child: Child, request: RequestLine) -> None:
+        answer = await reply(request, lambda: self._request_ctx(child, request), child.pid)
         task = asyncio.current_task()
-        if task is not None and child.requests.pop(task, None) is None:
+        if task is not None and self._requests.pop(task, None) is None:
             return  # the turn ended meanwhile and _cancel_requests answered: one answer per id
-        with contextlib.suppress(_ChildGone):
-            await child.send(encode_op("response", id=request.id, **reply))
+        with contextlib.suppress(ChildGone):
+            await child.send(encode_op("response", id=request.id, **answer))
 
-    async def _perform(self, child: _Child, request: RequestLine) -> Any:
+    def _request_ctx(self, child: Child, request: RequestLine) -> SessionContext:
         session_id = request.session_id or self._sole_turn(child)
         if session_id is None:
             raise RequestError(-32602, "session_id is required (no single turn is running)")
         state = self._sessions.get(session_id)
         if state is None:
             raise RequestError(-32602, f"unknown session {session_id!r}")
-        ctx, method, params = state.ctx, request.method, request.params
-        if method == "session/request_permission":
-            tool_call, options = permission_params(params)
-            return permission_result(await ctx.request_permission(tool_call, options))
-        if method == "fs/read_text_file":
-            path, line, limit = read_params(params)
-            return {"content": await ctx.read_text_file(path, line=line, limit=limit)}
-        if method == "fs/write_text_file":
-            await ctx.write_text_file(*write_params(params))
-            return {}
-        if method.startswith("terminal/"):
-            forwarded = {k: v for k, v in params.items() if k != "sessionId"}
-            return await ctx.terminal_request(method, forwarded)
-        raise RequestError(-32601, f"unknown method {method!r}")
+        return state.ctx
 
-    def _cancel_requests(self, child: _Child | None, session_id: str) -> None:
+    def _cancel_requests(self, child: Child | None, session_id: str) -> None:
         """The session's turn is over: abandon its requests, answering each (no child hangs).
 
         The answer is written here rather than by the task, which may not have started yet.
         """
         if child is None:
             return
-        for task, (request, owner) in list(child.requests.items()):
-            if owner == session_id:
-                del child.requests[task]
+        for task, request in list(self._requests.items()):
+            if request.child is child and request.session_id == session_id:
+                del self._requests[task]
                 task.cancel()
-                error = {"code": -32800, "message": "cancelled: the turn is over"}
-                child.write(encode_op("response", id=request.id, error=error))
+                child.write(cancelled_response(request.line))
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -639,7 +393,7 @@ class ExecBackend(BaseBackend):
         state.ctx = ctx
         return state
 
-    async def _announce(self, state: _SessionState, child: _Child, op: str) -> None:
+    async def _announce(self, state: _SessionState, child: Child, op: str) -> None:
         state.child = child
         try:
             await child.send(
@@ -650,8 +404,8 @@ class ExecBackend(BaseBackend):
                     mcp_servers=list(state.ctx.mcp_servers),
                 )
             )
-        except _ChildGone:
-            raise await self._gone(child) from None
+        except ChildGone:
+            raise await child.exit_error() from None
 
     async def new_session(self, ctx: SessionContext) -> None:
         """Start the child if needed and send it ``new_session``."""
@@ -671,13 +425,13 @@ class ExecBackend(BaseBackend):
         if state is None or child is None or state.child is not child:
             return
         self._cancel_requests(child, ctx.session_id)
-        with contextlib.suppress(_ChildGone):
+        with contextlib.suppress(ChildGone):
             await child.send(encode_op("close_session", session_id=ctx.session_id))
 
     # --- turns -----------------------------------------------------------------------------------
 
     async def prompt(self, ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
-        """Send the prompt to the child and wait for it to end the turn (see the module docstring).
+        """Send the prompt to the child and wait for it to end the turn.
 
         Raises :class:`BackendError` when the child fails the turn (``error``, ``RunFailed``) or
         exits during it; returns ``cancelled`` once a cancelled turn is ended by the child, or
@@ -703,8 +457,8 @@ class ExecBackend(BaseBackend):
                 await child.send(
                     encode_op("prompt", session_id=session_id, turn_id=turn.turn_id, prompt=prompt)
                 )
-            except _ChildGone:
-                raise await self._gone(child) from None
+            except ChildGone:
+                raise await child.exit_error() from None
             return await self._wait_turn(ctx, turn, child, cancel_watch)
         finally:
             cancel_watch.cancel()
@@ -720,7 +474,7 @@ class ExecBackend(BaseBackend):
         self,
         ctx: SessionContext,
         turn: _Turn,
-        child: _Child,
+        child: Child,
         cancel_watch: asyncio.Future[None],
     ) -> StopReason:
         loop = asyncio.get_running_loop()
@@ -779,15 +533,7 @@ class ExecBackend(BaseBackend):
             child = self._child
         if child is None:
             return
-        child.stopping = True
-        child.stdin.close()  # a well-behaved child exits on EOF
-        await self._terminate(child, grace=STDIN_EOF_GRACE_SECONDS)
-        reader = child.tasks[1]
-        done, _ = await asyncio.wait({reader}, timeout=EXIT_WAIT_SECONDS + STDERR_DRAIN_SECONDS)
-        if not done:  # pragma: no cover - a grandchild outside the group holds stdout open
-            for task in child.tasks:
-                task.cancel()
-            await asyncio.gather(*child.tasks, return_exceptions=True)
+        await child.stop()
 
 
 def create_backend(arg: str | None, options: BackendOptions) -> ExecBackend:
