@@ -36,7 +36,7 @@ from websockets.asyncio.client import connect
 
 from acp_bridge.agents.base import BaseBackend, SessionContext, StopReason
 from acp_bridge.agents.exec import ExecBackend
-from acp_bridge.app.server import BridgeServer, ServerOptions
+from acp_bridge.app import BridgeServer, ServerOptions
 from acp_bridge.events.harn import AgentMessageChunk
 from acp_bridge.translate import Profile
 from bench._machine import machine

@@ -21,7 +21,7 @@ from acp import RequestError, spawn_agent_process
 from acp.schema import ClientCapabilities, FileSystemCapabilities, TextContentBlock
 
 from acp_bridge.agents.exec import ExecBackend
-from acp_bridge.app.server import BridgeServer, ServerOptions
+from acp_bridge.app import BridgeServer, ServerOptions
 from tests.agents.test_exec import SCRIPTED_CHILD
 
 from .sdk_support import RecordingClient, WireValidator, history, sdk_websocket_client
