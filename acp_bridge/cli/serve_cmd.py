@@ -25,6 +25,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "log in the user's data directory, ws://127.0.0.1:8765/acp and GET /healthz."
         ),
     )
+    _add_serving_arguments(parser)
+    _add_access_arguments(parser)
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.set_defaults(func=run_serve)
+
+
+def _add_serving_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where it listens and what it serves: address, backend and its options, event log, profile."""
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
@@ -61,6 +71,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="auto",
         help="wire contract: auto (harn for clients that advertise _meta.harn), harn or strict",
     )
+
+
+def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
+    """Who may connect and how: token, origins, stdio instead of WebSocket, limits."""
     parser.add_argument("--token", help="require this bearer token (default: $ACP_BRIDGE_TOKEN)")
     parser.add_argument(
         "--allow-origin",
@@ -91,10 +105,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="how long a client may stay 8192 messages behind before it is disconnected with 1013 "
         "(default 5)",
     )
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
-    parser.set_defaults(func=run_serve)
 
 
 def _banner(args: argparse.Namespace, url: str, log_spec: str, agent: str) -> str:
