@@ -8,8 +8,8 @@ Three servers, each in its own process pinned to CPU 0, stream the same ``sessio
 another process pinned to CPU 1, which timestamps every frame as it receives it:
 
 * **acp_bridge**: a backend whose prompt emits ``AgentMessageChunk`` events with ``ctx.emit`` (sink
-  registry → ``EventLogSink`` on SQLite → ACP sink → translation → outbox → WebSocket), strict profile,
-  compression off (the bridge default);
+  registry → session journal → ``EventLogSink`` on SQLite → fan-out → translation → outbox →
+  WebSocket), strict profile, compression off (the bridge default);
 * **ACP SDK**: the official SDK's ``AgentSideConnection`` served by a plain ``websockets`` server through
   a 15-line ``Transport`` adapter, sending with ``conn.session_update(...)`` from its prompt handler;
 * **floor**: a plain ``websockets`` server sending dicts encoded with ``orjson``.
