@@ -9,6 +9,7 @@ everything its turn emitted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
@@ -35,7 +36,7 @@ def register(conn: AcpConnection) -> None:
     conn.add_method(
         "session/prompt",
         session_prompt,
-        on_arrival=lambda params: _cancel_generation(conn, params),
+        on_arrival=functools.partial(_cancel_generation, conn),
         answers_own_cancel=True,
     )
     # session/cancel is a notification in ACP; Harn also accepts it as a request.
