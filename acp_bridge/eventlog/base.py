@@ -8,15 +8,19 @@ last id I saw" and can tell when it missed something. The log attaches no meanin
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
 __all__ = [
+    "CommitListener",
+    "CommitListeners",
     "EventLog",
     "EventLogClosed",
     "EventLogError",
@@ -27,6 +31,9 @@ __all__ = [
     "sanitize_topic_component",
     "validate_topic",
 ]
+
+
+logger = logging.getLogger(__name__)
 
 
 def now_ms() -> int:
@@ -177,6 +184,45 @@ def check_read_bounds(after: int, limit: int | None) -> None:
         raise ValueError(f"limit must be >= 0 or None, got {limit}")
 
 
+CommitListener = Callable[[Mapping[str, int]], None]
+"""Told ``{topic: committed id}`` whenever records become durable; see :meth:`EventLog.add_commit_listener`."""
+
+
+class CommitListeners:
+    """The commit listeners of one log: thread-safe, copy-on-write, each call contained.
+
+    A backend calls :meth:`notify` after records became durable, never while holding its own lock
+    (a listener may take locks of its own that are held around ``append``).
+    """
+
+    __slots__ = ("_listeners", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: tuple[CommitListener, ...] = ()
+
+    def add(self, listener: CommitListener) -> None:
+        """Call ``listener`` on every commit from now on."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove(self, listener: CommitListener) -> None:
+        """Stop calling ``listener`` (no error if it was not added)."""
+        with self._lock:
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+    def __bool__(self) -> bool:
+        return bool(self._listeners)
+
+    def notify(self, heads: Mapping[str, int]) -> None:
+        """Tell every listener that ``heads`` are durable; a listener that raises is logged."""
+        for listener in self._listeners:
+            try:
+                listener(heads)
+            except Exception:
+                logger.exception("event log commit listener %r failed", listener)
+
+
 @runtime_checkable
 class EventLog(Protocol):
     """An append-only log of records grouped in topics.
@@ -219,6 +265,31 @@ class EventLog(Protocol):
 
     def latest(self, topic: str) -> int | None:
         """Return the highest id in ``topic``, or ``None`` if the topic has no entries."""
+        ...
+
+    def committed(self, topic: str) -> int | None:
+        """Return the highest id of ``topic`` that is durable, or ``None`` if none is yet.
+
+        Every id up to it survives the process being killed (``kill -9``) and is never handed out
+        again, whatever happens next; an id above it may be lost in a crash and then reassigned.
+        So nothing past it may be shown to anybody outside the process. For a log that holds
+        nothing beyond the process (memory), every appended id is as durable as it gets.
+        """
+        ...
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener({topic: id})`` each time records become durable.
+
+        The mapping names every topic the commit covered, with its new :meth:`committed` id.
+        Listeners run on the thread that made the records durable (a writer thread, or the
+        appending thread for a log that is durable on append), in commit order, never while the
+        log holds its own lock, and before anyone waiting in :meth:`flush`/:meth:`aflush` for those
+        records is woken.
+        """
+        ...
+
+    def remove_commit_listener(self, listener: CommitListener) -> None:
+        """Stop calling ``listener``."""
         ...
 
     def topics(self) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .base import EventLog
 from .memory import MemoryEventLog
@@ -47,7 +48,9 @@ def open_event_log(spec: str) -> EventLog:
 
     Accepted forms: ``"memory"`` for a :class:`MemoryEventLog`, and ``"sqlite:PATH"`` for a
     :class:`SqliteEventLog` in the file ``PATH`` (``~`` is expanded, missing directories are
-    created), plus those of any backend registered with :func:`register_backend`.
+    created; ``sqlite:PATH?synchronous=full`` makes every commit survive power loss too, at the
+    cost of an fsync per commit), plus those of any backend registered with
+    :func:`register_backend`.
 
     Raises:
         ValueError: if ``spec`` matches no accepted form.
@@ -67,11 +70,21 @@ def _open_memory(argument: str) -> EventLog:
 
 
 def _open_sqlite(argument: str) -> EventLog:
-    if not argument:
+    location, _, query = argument.partition("?")
+    if not location:
         raise ValueError("the sqlite event log needs a file: 'sqlite:PATH'")
-    path = Path(argument).expanduser()
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    for option in filter(None, query.split("&")):
+        name, _, value = option.partition("=")
+        if name != "synchronous" or value.upper() not in ("NORMAL", "FULL"):
+            raise ValueError(
+                f"unknown sqlite event log option {option!r}; expected synchronous=normal or "
+                "synchronous=full"
+            )
+        synchronous = "FULL" if value.upper() == "FULL" else "NORMAL"
+    path = Path(location).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteEventLog(path)
+    return SqliteEventLog(path, synchronous=synchronous)
 
 
 register_backend("memory", _open_memory, usage="memory")

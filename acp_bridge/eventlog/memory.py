@@ -6,7 +6,15 @@ import threading
 from collections.abc import AsyncGenerator
 
 from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow
-from .base import EventLogClosed, LogEntry, LogRecord, check_read_bounds, validate_topic
+from .base import (
+    CommitListener,
+    CommitListeners,
+    EventLogClosed,
+    LogEntry,
+    LogRecord,
+    check_read_bounds,
+    validate_topic,
+)
 
 __all__ = ["MemoryEventLog"]
 
@@ -14,7 +22,9 @@ __all__ = ["MemoryEventLog"]
 class MemoryEventLog:
     """An :class:`~acp_bridge.eventlog.EventLog` that keeps every entry in a list per topic.
 
-    Nothing is ever evicted, so memory grows with the number of records until :meth:`close`.
+    Nothing is ever evicted, so memory grows with the number of records until :meth:`close`. An
+    entry is committed when ``append`` returns (nothing outlives the process anyway), and commit
+    listeners are told so from the appending thread, one call per append.
 
     Args:
         live_queue_size: how many entries a subscriber may fall behind before it catches up
@@ -26,6 +36,7 @@ class MemoryEventLog:
         self._topics: dict[str, list[LogEntry]] = {}
         self._closed = False
         self._hub = LiveHub(live_queue_size)
+        self._listeners = CommitListeners()
 
     def __repr__(self) -> str:
         return f"<MemoryEventLog topics={len(self._topics)}{' closed' if self._closed else ''}>"
@@ -43,6 +54,8 @@ class MemoryEventLog:
             entry = LogEntry(topic, len(entries) + 1, record)
             entries.append(entry)
             self._hub.publish(entry)
+        if self._listeners:
+            self._listeners.notify({topic: entry.id})
         return entry.id
 
     def read_range(self, topic: str, after: int = 0, limit: int | None = None) -> list[LogEntry]:
@@ -72,6 +85,18 @@ class MemoryEventLog:
             self._check_open()
             entries = self._topics.get(topic)
             return len(entries) if entries else None
+
+    def committed(self, topic: str) -> int | None:
+        """Return the highest id, like :meth:`latest`: an entry is committed once appended."""
+        return self.latest(topic)
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener`` after every append; see :meth:`EventLog.add_commit_listener`."""
+        self._listeners.add(listener)
+
+    def remove_commit_listener(self, listener: CommitListener) -> None:
+        """Stop calling ``listener``."""
+        self._listeners.remove(listener)
 
     def topics(self) -> list[str]:
         """Return the non-empty topics, sorted; see :meth:`EventLog.topics`."""

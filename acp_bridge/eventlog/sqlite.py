@@ -5,10 +5,13 @@ returns; a writer thread takes everything queued, inserts it in one transaction 
 a burst, one commit thus covers thousands of appends. Until its transaction commits an entry stays
 in memory, where readers find it, so a reader sees every id at once, stored or not.
 
-The price is a durability window: an entry is on disk only once :meth:`SqliteEventLog.flush`
-returns (or a later commit covers it). With ``synchronous="NORMAL"``, a committed transaction
-survives the process crashing but may be lost if the machine loses power; ``"FULL"`` makes commits
-survive that too, at the cost of an fsync per commit.
+The price is a durability window: an entry is on disk only once its transaction committed, which
+:meth:`SqliteEventLog.committed` and the commit listeners report (and :meth:`SqliteEventLog.flush`
+waits for). An id past the committed one may be lost in a crash and handed out again after it, so
+whoever shows entries outside the process waits for the commit. The file is in WAL mode; with
+``synchronous="NORMAL"``, a committed transaction survives the process crashing but may be lost if
+the machine loses power; ``"FULL"`` makes commits survive that too, at the cost of an fsync per
+commit.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import orjson
 
 from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow, resolve_threadsafe
 from .base import (
+    CommitListener,
+    CommitListeners,
     EventLogClosed,
     EventLogError,
     LogEntry,
@@ -139,6 +144,7 @@ class SqliteEventLog:
         self._max_pending = max_pending
         self._commit_window = commit_window
         self._hub = LiveHub(live_queue_size)
+        self._listeners = CommitListeners()
 
         # Ids come from in-memory heads, so a second writer on the same file would hand out the
         # same ids: one process (one instance) per file, enforced by an exclusive lock.
@@ -344,7 +350,9 @@ class SqliteEventLog:
                 resolve_threadsafe(loop, future)
 
     def _settle(self, batch: list[LogEntry], heads: dict[str, int]) -> None:
-        """Record that ``batch`` is committed: readers now find it on disk, flushes may return."""
+        """Record that ``batch`` is committed: readers now find it on disk, listeners are told,
+        then flushes may return (in that order, so whoever flushed finds the listeners' work done
+        or at least scheduled ahead of it)."""
         with self._lock:
             for topic, head in heads.items():
                 self._committed[topic] = head
@@ -355,8 +363,11 @@ class SqliteEventLog:
                     del self._unsettled[topic]
             self._unsettled_count -= len(batch)
             self._committed_count += len(batch)
-            self._progress.notify_all()
             self._space.notify_all()
+        # Outside the lock: a listener may take locks that are held around append().
+        self._listeners.notify(heads)
+        with self._lock:
+            self._progress.notify_all()
             done = []
             while self._async_flushes and self._async_flushes[0][0] <= self._committed_count:
                 done.append(self._async_flushes.popleft())
@@ -522,6 +533,20 @@ class SqliteEventLog:
         with self._lock:
             self._check_open()
             return self._heads.get(topic)
+
+    def committed(self, topic: str) -> int | None:
+        """Return the highest committed id of ``topic``; see :meth:`EventLog.committed`."""
+        with self._lock:
+            self._check_open()
+            return self._committed.get(topic)
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener`` after each commit; see :meth:`EventLog.add_commit_listener`."""
+        self._listeners.add(listener)
+
+    def remove_commit_listener(self, listener: CommitListener) -> None:
+        """Stop calling ``listener``."""
+        self._listeners.remove(listener)
 
     def topics(self) -> list[str]:
         """Return the non-empty topics, sorted; see :meth:`EventLog.topics`."""
