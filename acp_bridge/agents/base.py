@@ -22,6 +22,7 @@ __all__ = [
     "AgentBackend",
     "BackendError",
     "BackendHost",
+    "BackendOptions",
     "BaseBackend",
     "CapabilityNotAdvertised",
     "ClientRequestFailed",
@@ -90,6 +91,16 @@ class ClientRequestFailed(BackendError):
         self.code = code
         self.message = message
         self.data = data
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Serve-level options some backends use (``acp-bridge serve --dialect``, ``--replay-speed``)."""
+
+    dialect: str = "harn"
+    """The event vocabulary of an ``exec`` child: ``harn`` or ``runtime``."""
+    replay_speed: float = 0.0
+    """``replay``: 0 = as fast as possible, 1 = the recorded spacing, 2 = twice as fast…"""
 
 
 @dataclass(frozen=True, slots=True)

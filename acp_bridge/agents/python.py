@@ -40,12 +40,12 @@ from typing import Any, Final, TypeAlias
 from .base import (
     AgentBackend,
     BackendError,
+    BackendOptions,
     BaseBackend,
     PromptCapabilities,
     SessionContext,
     StopReason,
 )
-from .registry import BackendOptions
 
 __all__ = ["FunctionBackend", "PromptFunction", "coerce_backend", "create_backend", "load_module"]
 
@@ -103,7 +103,7 @@ class FunctionBackend(BaseBackend):
             ) from None
 
 
-def create_backend(arg: str | None, options: BackendOptions) -> AgentBackend:
+def create_backend(arg: str | None, options: BackendOptions | None = None) -> AgentBackend:
     """``--agent python:MODULE:ATTR``: import MODULE, take ATTR, and make a backend of it.
 
     ``ValueError`` when the spec is malformed, the module or attribute does not exist, or the

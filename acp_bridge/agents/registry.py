@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from .base import AgentBackend
+from .base import AgentBackend, BackendOptions
 
-__all__ = ["BackendOptions", "available_backends", "create_backend", "register_backend"]
-
-
-@dataclass(frozen=True)
-class BackendOptions:
-    """Serve-level options some backends use."""
-
-    dialect: str = "harn"
-    """The event vocabulary of an ``exec`` child: ``harn`` or ``runtime``."""
-    replay_speed: float = 0.0
-    """``replay``: 0 = as fast as possible, 1 = the recorded spacing, 2 = twice as fast…"""
+__all__ = [
+    "BackendFactory",
+    "BackendOptions",
+    "available_backends",
+    "create_backend",
+    "register_backend",
+]
 
 
 BackendFactory = Callable[[str | None, BackendOptions], AgentBackend]
+"""What every backend module's ``create_backend(arg, options=None)`` is: one signature for all."""
 _FACTORIES: dict[str, tuple[BackendFactory, str]] = {}
 
 

@@ -42,12 +42,12 @@ import orjson
 
 from acp_bridge.agents.base import (
     BackendError,
+    BackendOptions,
     BaseBackend,
     PromptCapabilities,
     SessionContext,
     StopReason,
 )
-from acp_bridge.agents.registry import BackendOptions
 from acp_bridge.events.errors import EventDecodeError
 from acp_bridge.events.harn import AgentMessageChunk, SessionClosed, UserMessage
 
@@ -295,7 +295,7 @@ async def _cancelled_while_waiting(ctx: SessionContext, seconds: float) -> bool:
     return True
 
 
-def create_backend(arg: str | None, options: BackendOptions) -> ReplayBackend:
+def create_backend(arg: str | None, options: BackendOptions | None = None) -> ReplayBackend:
     """``--agent replay:PATH`` (``--replay-speed`` sets the pacing)."""
     if not arg:
         raise ValueError("replay needs a recording: --agent replay:PATH")
@@ -303,4 +303,4 @@ def create_backend(arg: str | None, options: BackendOptions) -> ReplayBackend:
     # Fail at startup on a typo rather than at the first prompt; the content is read lazily.
     if not path.is_file():
         raise ValueError(f"replay: no recording at {path}")
-    return ReplayBackend(path, speed=options.replay_speed)
+    return ReplayBackend(path, speed=(options or BackendOptions()).replay_speed)

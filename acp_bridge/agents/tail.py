@@ -58,12 +58,12 @@ from typing import Any, Final
 
 from acp_bridge.agents.base import (
     BackendHost,
+    BackendOptions,
     BaseBackend,
     SessionContext,
     SessionReadOnly,
     StopReason,
 )
-from acp_bridge.agents.registry import BackendOptions
 from acp_bridge.events.errors import EventDecodeError
 from acp_bridge.sinks.jsonl import rotated_path
 
@@ -468,7 +468,7 @@ class TailBackend(BaseBackend):
             )
 
 
-def create_backend(arg: str | None, options: BackendOptions) -> TailBackend:
+def create_backend(arg: str | None, options: BackendOptions | None = None) -> TailBackend:
     """``--agent tail:DIR``."""
     if not arg:
         raise ValueError(

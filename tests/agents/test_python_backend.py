@@ -14,7 +14,6 @@ import pytest
 from acp_bridge.agents import registry
 from acp_bridge.agents.base import AgentBackend, BackendError, PromptCapabilities, StopReason
 from acp_bridge.agents.python import FunctionBackend, coerce_backend, create_backend
-from acp_bridge.agents.registry import BackendOptions
 from acp_bridge.events.harn import AgentMessageChunk
 
 from .fakes import FakeSessionContext
@@ -93,30 +92,29 @@ async def turn_text(backend: AgentBackend, *, prompt: list[dict[str, Any]] = TEX
 
 async def test_an_instance_is_served_as_is(project: Callable[..., Path]) -> None:
     project(**{"my_agent.py": AGENT_MODULE})
-    backend = create_backend("my_agent:agent", BackendOptions())
+    backend = create_backend("my_agent:agent")
     assert backend is sys.modules["my_agent"].agent
     assert await turn_text(backend) == "instance"
 
 
 async def test_a_class_is_instantiated_without_arguments(project: Callable[..., Path]) -> None:
     project(**{"my_agent.py": AGENT_MODULE})
-    backend = create_backend("my_agent:Agent", BackendOptions())
+    backend = create_backend("my_agent:Agent")
     assert type(backend) is sys.modules["my_agent"].Agent
     assert backend.name == "class-made"
-    # a new instance each time
-    assert backend is not create_backend("my_agent:Agent", BackendOptions())
+    assert backend is not create_backend("my_agent:Agent")  # a new instance each time
 
 
 async def test_a_factory_is_called(project: Callable[..., Path]) -> None:
     project(**{"my_agent.py": AGENT_MODULE})
-    backend = create_backend("my_agent:make_agent", BackendOptions())
+    backend = create_backend("my_agent:make_agent")
     assert backend.name == "factory-made"
     assert await turn_text(backend) == "factory-made"
 
 
 async def test_a_prompt_function_is_wrapped(project: Callable[..., Path]) -> None:
     project(**{"my_agent.py": AGENT_MODULE})
-    backend = create_backend("my_agent:prompt", BackendOptions())
+    backend = create_backend("my_agent:prompt")
     assert isinstance(backend, FunctionBackend)
     assert isinstance(backend, AgentBackend)
     assert backend.name == "my_agent"  # the module's name, shown in agentInfo
@@ -141,19 +139,19 @@ async def test_an_instance_with_an_async_call_is_a_prompt_function(
             """
         }
     )
-    backend = create_backend("callable_agent:echo", BackendOptions())
+    backend = create_backend("callable_agent:echo")
     assert isinstance(backend, FunctionBackend)
     assert await turn_text(backend) == "called"
 
 
 async def test_a_dotted_attribute(project: Callable[..., Path]) -> None:
     project(**{"my_agent.py": AGENT_MODULE})
-    assert create_backend("my_agent:Agents.default", BackendOptions()).name == "nested"
+    assert create_backend("my_agent:Agents.default").name == "nested"
 
 
 async def test_a_dotted_module_name(project: Callable[..., Path]) -> None:
     project(**{"pkg/__init__.py": "", "pkg/agents.py": AGENT_MODULE})
-    backend = create_backend("pkg.agents:prompt", BackendOptions())
+    backend = create_backend("pkg.agents:prompt")
     assert backend.name == "agents"
     assert await turn_text(backend) == "from a function"
 
@@ -161,9 +159,9 @@ async def test_a_dotted_module_name(project: Callable[..., Path]) -> None:
 def test_the_current_directory_goes_first_on_sys_path(project: Callable[..., Path]) -> None:
     root = project(**{"my_agent.py": AGENT_MODULE})
     assert str(root) not in sys.path
-    create_backend("my_agent:agent", BackendOptions())
+    create_backend("my_agent:agent")
     assert sys.path[0] == str(root)
-    create_backend("my_agent:Agent", BackendOptions())
+    create_backend("my_agent:Agent")
     assert sys.path.count(str(root)) == 1
 
 
@@ -172,7 +170,7 @@ def test_an_empty_sys_path_entry_counts_as_the_current_directory(
 ) -> None:
     root = project(**{"my_agent.py": AGENT_MODULE})
     sys.path.insert(0, "")  # what `python -m` and the REPL put there
-    create_backend("my_agent:agent", BackendOptions())
+    create_backend("my_agent:agent")
     assert str(root) not in sys.path
 
 
@@ -192,7 +190,7 @@ async def test_a_file_path(project: Callable[..., Path], form: str) -> None:
             """,
         }
     )
-    backend = create_backend(form.format(root=root) + ":agent", BackendOptions())
+    backend = create_backend(form.format(root=root) + ":agent")
     assert backend.name == "main-agent"
     assert await turn_text(backend) == "from a sibling module"
     assert sys.modules["main"].agent is backend  # registered under its file name
@@ -201,10 +199,9 @@ async def test_a_file_path(project: Callable[..., Path], form: str) -> None:
 
 def test_a_file_is_imported_once(project: Callable[..., Path]) -> None:
     project(**{"my_agent.py": AGENT_MODULE})
-    first = create_backend("my_agent.py:agent", BackendOptions())
-    assert create_backend("./my_agent.py:agent", BackendOptions()) is first
-    # the module name finds the same module
-    assert create_backend("my_agent:agent", BackendOptions()) is first
+    first = create_backend("my_agent.py:agent")
+    assert create_backend("./my_agent.py:agent") is first
+    assert create_backend("my_agent:agent") is first  # the module name finds the same module
     assert sys.modules["my_agent"].IMPORTS == 1
 
 
@@ -214,16 +211,15 @@ def test_a_file_whose_name_is_taken_gets_a_private_module_name(
     project(**{"json.py": AGENT_MODULE, "my-agent.py": AGENT_MODULE})
     import json
 
-    backend = create_backend("json.py:agent", BackendOptions())
+    backend = create_backend("json.py:agent")
     assert sys.modules["json"] is json  # the standard library's is untouched
     assert type(backend).__module__.startswith("_acp_bridge_agent_")
-    # not an identifier either
-    assert create_backend("my-agent.py:prompt", BackendOptions()).name == "my-agent"
+    assert create_backend("my-agent.py:prompt").name == "my-agent"  # not an identifier either
 
 
 def test_a_windows_style_spec_splits_on_the_last_colon(project: Callable[..., Path]) -> None:
     with pytest.raises(ValueError, match=r"no such file: .*C:\\agents\\main\.py"):
-        create_backend("C:\\agents\\main.py:agent", BackendOptions())
+        create_backend("C:\\agents\\main.py:agent")
 
 
 def test_the_registry_routes_python_specs_here(project: Callable[..., Path]) -> None:
@@ -359,7 +355,7 @@ def test_errors_say_what_was_found(
         }
     )
     with pytest.raises(ValueError, match=message):
-        create_backend(spec, BackendOptions())
+        create_backend(spec)
 
 
 def test_errors_raised_by_the_module_itself_propagate(project: Callable[..., Path]) -> None:
@@ -370,12 +366,12 @@ def test_errors_raised_by_the_module_itself_propagate(project: Callable[..., Pat
         }
     )
     with pytest.raises(RuntimeError, match="the agent is broken"):
-        create_backend("broken:agent", BackendOptions())
+        create_backend("broken:agent")
     with pytest.raises(RuntimeError, match="the agent is broken"):
-        create_backend("broken.py:agent", BackendOptions())
+        create_backend("broken.py:agent")
     assert "broken" not in sys.modules  # a failed file import leaves nothing half-made behind
     with pytest.raises(ModuleNotFoundError) as missing:
-        create_backend("needs_dep:agent", BackendOptions())
+        create_backend("needs_dep:agent")
     assert missing.value.name == "not_an_installed_dependency_xyz"
 
 

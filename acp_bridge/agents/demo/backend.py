@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from acp_bridge.agents.base import (
     BackendError,
+    BackendOptions,
     BaseBackend,
     PromptCapabilities,
     SessionContext,
@@ -18,7 +19,6 @@ from acp_bridge.agents.base import (
 from acp_bridge.agents.demo.prompt import parse_prompt
 from acp_bridge.agents.demo.scenarios import COMMANDS, scenario_for
 from acp_bridge.agents.demo.turn import Turn, TurnCancelled
-from acp_bridge.agents.registry import BackendOptions
 
 __all__ = ["DemoBackend", "create_backend"]
 
@@ -111,7 +111,7 @@ class DemoBackend(BaseBackend):
         return StopReason.END_TURN
 
 
-def create_backend(arg: str | None, options: BackendOptions) -> DemoBackend:
+def create_backend(arg: str | None, options: BackendOptions | None = None) -> DemoBackend:
     """``--agent demo`` (takes no argument)."""
     if arg:
         raise ValueError("the demo agent takes no argument")

@@ -23,6 +23,7 @@ from typing import Any, Final
 from acp_bridge.agents.base import (
     CANCEL_GRACE_SECONDS,
     BackendError,
+    BackendOptions,
     BaseBackend,
     PromptCapabilities,
     SessionContext,
@@ -52,7 +53,6 @@ from acp_bridge.agents.exec.protocol import (
     parse_child_line,
 )
 from acp_bridge.agents.exec.requests import cancelled_response, reply
-from acp_bridge.agents.registry import BackendOptions
 from acp_bridge.events.runtime import RunCancelled, RunCompleted, RunFailed, RuntimeEvent
 from acp_bridge.events.session_event import SessionEvent, SessionRuntimeEvent
 from acp_bridge.translate.runtime import stop_reason_for
@@ -536,13 +536,14 @@ class ExecBackend(BaseBackend):
         await child.stop()
 
 
-def create_backend(arg: str | None, options: BackendOptions) -> ExecBackend:
+def create_backend(arg: str | None, options: BackendOptions | None = None) -> ExecBackend:
     """``--agent exec:COMMAND``: ``COMMAND`` is split like a shell would (``shlex``)."""
     command = shlex.split(arg) if arg else []
     if not command:
         raise ValueError('exec needs a command, e.g. --agent "exec:python examples/harn_agent.py"')
     if shutil.which(command[0]) is None:
         raise ValueError(f"exec: command not found: {command[0]!r}")
+    options = options or BackendOptions()
     if options.dialect not in DIALECTS:
         raise ValueError(
             f"unknown dialect {options.dialect!r}; expected one of: {', '.join(DIALECTS)}"
