@@ -198,3 +198,34 @@ def test_no_cycle_between_packages(graph: ImportGraph) -> None:
     """Packages do not import each other in a circle."""
     cycles = layer_cycles(graph)
     _fail_if(_describe(graph, cycles), "import cycles between acp_bridge packages:")
+
+
+# The three breaches the issue that introduced this table named, each caught by the real rules.
+BREACHES = {
+    "transports": ("transports/server.py", "from fakepkg.acp.bridge import Bridge\n", "acp"),
+    "rpc": ("rpc/peer.py", "from ..translate import wire\n", "translate"),
+    "agents": (
+        "agents/backend.py",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from fakepkg.rpc import peer\n",
+        "rpc",
+    ),
+}
+
+
+@pytest.mark.parametrize("package", sorted(BREACHES))
+def test_the_real_rules_catch_the_breaches_the_old_test_allowed(
+    tmp_path: Path, package: str
+) -> None:
+    path, source, target = BREACHES[package]
+    root = tmp_path / "fakepkg"
+    for name in ("acp/bridge.py", "translate/wire.py", "rpc/peer.py", path):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).touch()
+    (root / path).write_text(source)
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        (folder / "__init__.py").touch()
+    graph = ImportGraph.scan(root, "fakepkg")
+    rule = RULES[package]
+    violations = forbidden_imports(graph, package, rule.forbids, rule.forbids_third_party)
+    assert len(violations) == 1
+    assert f"fakepkg.{target}" in violations[0]

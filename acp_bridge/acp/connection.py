@@ -25,7 +25,7 @@ from acp_bridge.translate import Profile
 
 from .config import BridgeConfig
 from .delivery import Attachment
-from .params import session_id as params_session_id
+from .params import session_id_of
 from .ports import ConnectionHost
 from .sessions import Session, SessionManager
 
@@ -142,7 +142,7 @@ class AcpConnection:
 
     def attached_session(self, params: Mapping[str, Any]) -> tuple[Session, Attachment]:
         """The session ``params`` names and this connection's attachment to it (``-32002`` if none)."""
-        session_id = params_session_id(params)
+        session_id = session_id_of(params)
         attachment = self._attachments.get(session_id)
         session = self.sessions.live(session_id)
         if attachment is None or session is None:

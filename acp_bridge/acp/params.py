@@ -8,10 +8,10 @@ from typing import Any
 
 from acp_bridge.rpc.errors import InvalidParams
 
-__all__ = ["absolute_cwd", "mcp_servers", "session_id"]
+__all__ = ["cwd_of", "mcp_servers_of", "session_id_of"]
 
 
-def session_id(params: Mapping[str, Any]) -> str:
+def session_id_of(params: Mapping[str, Any]) -> str:
     """``sessionId``, required and non-empty."""
     value = params.get("sessionId")
     if not isinstance(value, str) or not value:
@@ -19,7 +19,7 @@ def session_id(params: Mapping[str, Any]) -> str:
     return value
 
 
-def absolute_cwd(params: Mapping[str, Any], *, required: bool = True) -> str | None:
+def cwd_of(params: Mapping[str, Any], *, required: bool = True) -> str | None:
     """``cwd``, an absolute path (``None`` when absent and not ``required``)."""
     cwd = params.get("cwd")
     if cwd is None and not required:
@@ -29,7 +29,7 @@ def absolute_cwd(params: Mapping[str, Any], *, required: bool = True) -> str | N
     return cwd
 
 
-def mcp_servers(params: Mapping[str, Any]) -> tuple[dict[str, Any], ...] | None:
+def mcp_servers_of(params: Mapping[str, Any]) -> tuple[dict[str, Any], ...] | None:
     """``mcpServers`` as given (``None`` when absent: Harn hosts may omit it)."""
     servers = params.get("mcpServers")
     if servers is None:

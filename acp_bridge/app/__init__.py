@@ -4,6 +4,20 @@ Nothing below this package knows how the pieces are put together; ``acp-bridge s
 programs (``acp_bridge.serve``) both start here.
 """
 
-from .server import BridgeServer, ServerOptions, default_event_log_spec, serve, serve_stdio
+from .server import (
+    BridgeServer,
+    ServerOptions,
+    backend_for,
+    default_event_log_spec,
+    serve,
+    serve_stdio,
+)
 
-__all__ = ["BridgeServer", "ServerOptions", "default_event_log_spec", "serve", "serve_stdio"]
+__all__ = [
+    "BridgeServer",
+    "ServerOptions",
+    "backend_for",
+    "default_event_log_spec",
+    "serve",
+    "serve_stdio",
+]

@@ -20,9 +20,11 @@ from typing import Any, TypeVar
 import platformdirs
 
 from acp_bridge.acp import AcpBridge, BridgeConfig
-from acp_bridge.agents.base import AgentBackend
+from acp_bridge.agents.base import AgentBackend, BackendOptions
+from acp_bridge.agents.registry import create_backend
 from acp_bridge.eventlog import EventLog, EventLogError, open_event_log
 from acp_bridge.rpc.transport import Transport
+from acp_bridge.sinks import default_registry
 from acp_bridge.translate import Profile
 from acp_bridge.transports.websocket_server import (
     ConnectionInfo,
@@ -30,7 +32,14 @@ from acp_bridge.transports.websocket_server import (
     WebSocketServerConfig,
 )
 
-__all__ = ["BridgeServer", "ServerOptions", "default_event_log_spec", "serve", "serve_stdio"]
+__all__ = [
+    "BridgeServer",
+    "ServerOptions",
+    "backend_for",
+    "default_event_log_spec",
+    "serve",
+    "serve_stdio",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +98,23 @@ def _project(options: ServerOptions, config: type[_Config], **overrides: Any) ->
     return config(**{**{name: getattr(options, name) for name in shared}, **overrides})
 
 
+def backend_for(agent: str, *, dialect: str = "harn", replay_speed: float = 0.0) -> AgentBackend:
+    """The backend ``--agent`` names (``demo``, ``exec:COMMAND``, ``replay:PATH``…).
+
+    ``ValueError`` names the accepted forms when ``agent`` matches none.
+    """
+    return create_backend(agent, BackendOptions(dialect=dialect, replay_speed=replay_speed))
+
+
+def _assemble(backend: AgentBackend, options: ServerOptions, log: EventLog) -> AcpBridge:
+    """The ACP layer for ``backend`` on ``log``.
+
+    The process-wide sink registry, so that ``acp_bridge.emit_event`` (Harn's process-wide
+    emission) reaches the served sessions.
+    """
+    return AcpBridge(backend, log, registry=default_registry, config=options.bridge_config())
+
+
 class BridgeServer:
     """A bridge serving one backend on a WebSocket endpoint."""
 
@@ -104,11 +130,7 @@ class BridgeServer:
         self._owns_log = log is None
         self.log_spec = self.options.event_log or default_event_log_spec()
         self.log = log if log is not None else open_event_log(self.log_spec)
-        self.bridge = AcpBridge(
-            backend,
-            self.log,
-            config=self.options.bridge_config(),
-        )
+        self.bridge = _assemble(backend, self.options, self.log)
         self.websocket = WebSocketServer(
             self.options.websocket_config(), self._handle, health=self.bridge.health
         )
@@ -226,11 +248,7 @@ async def serve_stdio(backend: AgentBackend, options: ServerOptions | None = Non
 
     options = options or ServerOptions()
     log = open_event_log(options.event_log or default_event_log_spec())
-    bridge = AcpBridge(
-        backend,
-        log,
-        config=options.bridge_config(),
-    )
+    bridge = _assemble(backend, options, log)
     try:
         await bridge.start()
     except BaseException:

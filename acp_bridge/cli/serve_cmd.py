@@ -9,7 +9,7 @@ import os
 import sys
 
 from acp_bridge._version import __version__
-from acp_bridge.agents.registry import BackendOptions, available_backends, create_backend
+from acp_bridge.agents.registry import available_backends
 from acp_bridge.translate import Profile
 
 __all__ = ["add_parser", "run_serve"]
@@ -125,12 +125,10 @@ def _banner(args: argparse.Namespace, url: str, log_spec: str, agent: str) -> st
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from acp_bridge.app.server import BridgeServer, ServerOptions, serve_stdio
+    from acp_bridge.app import BridgeServer, ServerOptions, backend_for, serve_stdio
     from acp_bridge.transports.websocket_server import InsecureBindError
 
-    backend = create_backend(
-        args.agent, BackendOptions(dialect=args.dialect, replay_speed=args.replay_speed)
-    )
+    backend = backend_for(args.agent, dialect=args.dialect, replay_speed=args.replay_speed)
     options = ServerOptions(
         host=args.host,
         port=args.port,

@@ -237,3 +237,13 @@ _STATUS_HINTS = {
     403: " (origin not allowed)",
     404: " (wrong path?)",
 }
+
+
+if __name__ == "__main__":
+    # This module used to be runnable; an editor configured that way must fail loudly, not exit 0.
+    print(
+        f"{_PROG}: run the relay as `acp-bridge connect URL` "
+        "(or `python -m acp_bridge connect URL`)",
+        file=sys.stderr,
+    )
+    sys.exit(2)

@@ -226,6 +226,28 @@ async def test_close_frees_the_session(demo: BridgeHarness) -> None:
         assert (await client.call("session/list", {"cwd": "/work/c"}))["sessions"] == []
 
 
+async def test_close_by_one_client_closes_it_for_every_client(demo: BridgeHarness) -> None:
+    # Closing detaches the session from every connection (through its fan-out), not only the
+    # closing one: the other client sees session_closed, then -32002 for the session.
+    async with demo.client() as closer, demo.client() as watcher:
+        await closer.initialize()
+        await watcher.initialize()
+        sid = await closer.new_session("/work/c2")
+        await watcher.call("session/load", {"sessionId": sid, "cwd": "/work/c2"})
+        assert await closer.call("session/close", {"sessionId": sid}) == {}
+        await watcher.wait_for(
+            lambda m: (
+                m.get("method") == "_harn/agentEvent" and m["params"]["kind"] == "session_closed"
+            )
+        )
+        prompt = {"sessionId": sid, "prompt": [{"type": "text", "text": "x"}]}
+        response = await watcher.request("session/prompt", prompt)
+        assert response["error"]["code"] == -32002
+        assert demo.bridge.connections
+        for connection in demo.bridge.connections:
+            assert connection.attachment(sid) is None
+
+
 async def test_close_cancels_a_running_turn(demo: BridgeHarness) -> None:
     from tests.support.acp_client import ClientScript
 

@@ -263,3 +263,20 @@ def test_connect_subcommand_parses_url_and_token() -> None:
     args = parser.parse_args(["connect", "ws://127.0.0.1:1/acp", "--token", "t"])
     assert (args.command, args.url, args.token) == ("connect", "ws://127.0.0.1:1/acp", "t")
     assert callable(args.func)
+
+
+async def test_the_old_module_entry_point_fails_loudly() -> None:
+    # `python -m acp_bridge.transports.relay URL` was documented once; it must not exit 0 silently.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "acp_bridge.transports.relay",
+        "ws://127.0.0.1:1/acp",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(10):
+        stdout, stderr = await process.communicate()
+    assert process.returncode == 2
+    assert stdout == b""
+    assert b"acp-bridge connect URL" in stderr

@@ -9,7 +9,7 @@ from ..connection import AcpConnection
 from . import initialize, prompt, session_config, sessions
 from .initialize import PROTOCOL_VERSION
 
-__all__ = ["PROTOCOL_VERSION", "register_all"]
+__all__ = ["FAMILIES", "PROTOCOL_VERSION", "register_all"]
 
 FAMILIES = (initialize, sessions, prompt, session_config)
 """Every family of methods, in the order they are registered."""

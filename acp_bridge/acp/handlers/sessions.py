@@ -16,9 +16,9 @@ from acp_bridge.rpc.errors import InvalidParams, ResourceNotFound
 from acp_bridge.rpc.peer import Reply, RequestContext
 from acp_bridge.sinks import agent_events_topic
 
-from .. import params as p
 from ..connection import AcpConnection
 from ..delivery import Attachment
+from ..params import cwd_of, mcp_servers_of, session_id_of
 from ..replay import replay_history
 from ..sessions import Session
 from ._common import agent_failure, refuse_when_closing, session_setup, session_update
@@ -44,9 +44,9 @@ def register(conn: AcpConnection) -> None:
 
 async def session_new(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
     """Create a session, tell the backend, attach this connection to it."""
-    cwd = p.absolute_cwd(params)
+    cwd = cwd_of(params)
     assert cwd is not None
-    mcp_servers = p.mcp_servers(params)
+    mcp_servers = mcp_servers_of(params)
     refuse_when_closing(conn)
     session = conn.sessions.create(cwd)
     session.mcp_servers = mcp_servers or ()
@@ -91,7 +91,7 @@ async def session_resume(conn: AcpConnection, params: dict[str, Any], ctx: Reque
 
 async def session_close(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
     """Close the session for every client (its history stays in the log)."""
-    session_id = p.session_id(params)
+    session_id = session_id_of(params)
     session = conn.sessions.get(session_id)
     if session is None:
         raise ResourceNotFound("unknown session", data={"sessionId": session_id})
@@ -110,7 +110,7 @@ async def session_close(conn: AcpConnection, params: dict[str, Any], ctx: Reques
 
 async def session_list(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
     """One page of open sessions."""
-    cwd = p.absolute_cwd(params, required=False)
+    cwd = cwd_of(params, required=False)
     cursor = params.get("cursor")
     if cursor is not None and not isinstance(cursor, str):
         raise InvalidParams("cursor must be a string")
@@ -127,9 +127,9 @@ async def session_list(conn: AcpConnection, params: dict[str, Any], ctx: Request
 def _existing_session(conn: AcpConnection, params: Mapping[str, Any]) -> Session:
     """The session a load/resume names (``-32002`` if unknown), with its new ``mcpServers``."""
     refuse_when_closing(conn)
-    session_id = p.session_id(params)
-    p.absolute_cwd(params, required=False)
-    mcp_servers = p.mcp_servers(params)
+    session_id = session_id_of(params)
+    cwd_of(params, required=False)
+    mcp_servers = mcp_servers_of(params)
     session = conn.sessions.get(session_id)
     if session is None:
         raise ResourceNotFound("unknown session", data={"sessionId": session_id})
