@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from acp_bridge.rpc.transport import CloseReason, Malformed, Outgoing
+from acp_bridge.rpc.transport import CloseReason, Malformed, Outgoing, decode_message
 
 __all__ = ["CLOSE_CODES", "WebSocketTransport"]
 
@@ -75,6 +75,8 @@ class WebSocketTransport:
     async def receive(self) -> Any | Malformed | None:
         """The next text frame decoded as JSON, a :class:`Malformed` marker, or ``None`` once closed.
 
+        A frame holding JSON ``null`` is :data:`~acp_bridge.rpc.transport.JSON_NULL`.
+
         A frame over the size limit makes the library close the connection with 1009; that, like
         any other closure, ends the stream with ``None``.
         """
@@ -87,10 +89,7 @@ class WebSocketTransport:
                 # The ACP RFD says binary frames are ignored, not answered or fatal.
                 logger.debug("ignoring a binary frame of %d bytes", len(data))
                 continue
-            try:
-                return orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
-                return Malformed(str(exc))
+            return decode_message(data)
 
     async def send(self, message: Outgoing) -> None:
         """Send one message as a text frame; ``bytes`` must already be one encoded JSON message."""

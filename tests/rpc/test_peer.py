@@ -141,6 +141,19 @@ async def test_parse_error(pair: tuple[JsonRpcPeer, Client]) -> None:
     assert reply["error"]["code"] == -32700
 
 
+async def test_a_json_null_message_is_an_invalid_request_not_the_end_of_stream(
+    pair: tuple[JsonRpcPeer, Client],
+) -> None:
+    # Issue 9: the decoded null was taken for the transport's end of stream.
+    peer, client = pair
+    await client.send_raw(b"null")
+    reply = await client.recv()
+    assert reply["id"] is None
+    assert reply["error"]["code"] == -32600
+    assert (await client.call("echo", {}, request_id=2))["id"] == 2
+    assert not peer.closed
+
+
 @pytest.mark.parametrize(
     "message",
     [

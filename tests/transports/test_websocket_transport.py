@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from acp_bridge.rpc.transport import CloseReason, Malformed, Transport
+from acp_bridge.rpc.transport import JSON_NULL, CloseReason, Malformed, Transport
 from acp_bridge.transports.websocket import CLOSE_CODES, WebSocketTransport
 from acp_bridge.transports.websocket_server import ConnectionInfo
 
@@ -42,6 +42,17 @@ async def test_malformed_text_frame_reaches_the_handler_as_malformed(
     assert isinstance(first, Malformed)
     assert first.reason
     assert second == {"after": True}
+
+
+async def test_a_json_null_frame_is_received_as_json_null_not_end_of_stream(
+    start_server: StartServer, recorder: Recorder
+) -> None:
+    server = await start_server(recorder)
+    async with asyncio.timeout(5), connect(server.url) as ws:
+        await ws.send("null")
+        await ws.send(dumps({"after": True}))
+        assert await recorder.received.get() is JSON_NULL
+        assert await recorder.received.get() == {"after": True}
 
 
 async def test_binary_frame_is_ignored(start_server: StartServer, recorder: Recorder) -> None:
