@@ -127,9 +127,22 @@ class WebSocketTransport:
             raise ConnectionError(f"WebSocket connection is closed ({exc})") from exc
 
     async def close(self, reason: CloseReason = CloseReason.NORMAL, detail: str = "") -> None:
-        """Close with the code mapped from ``reason``; waits for the closing handshake; idempotent."""
+        """Close with the code mapped from ``reason``; waits for the closing handshake; idempotent.
+
+        The wait is bounded by the connection's ``close_timeout``, after which the TCP connection
+        is dropped, even when the close frame cannot be written because the peer stopped reading.
+        """
         if self._close_requested:
             return
         self._close_requested = True
-        # A no-op if the peer already closed: websockets' close() is idempotent as well.
-        await self._connection.close(CLOSE_CODES[reason], _close_reason_text(detail))
+        connection = self._connection
+        try:
+            # The library's own close timeout only starts once the close frame is written; behind
+            # a full send buffer (a peer that stopped reading) close() would wait until keepalive
+            # gave up, if ever, and so would a slow-client disconnect and a shutdown.
+            async with asyncio.timeout(connection.close_timeout):
+                # A no-op if the peer already closed: websockets' close() is idempotent as well.
+                await connection.close(CLOSE_CODES[reason], _close_reason_text(detail))
+        except TimeoutError:
+            logger.debug("closing handshake timed out; dropping the connection")
+            connection.transport.abort()
