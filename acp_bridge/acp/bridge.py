@@ -168,5 +168,5 @@ class AcpBridge:
             await self.log.aflush()
         except Exception:
             logger.exception("event log flush failed during shutdown")
-        for connection in list(self.connections):
-            await connection.close(CloseReason.GOING_AWAY)
+        # All at once: each close may wait out the close timeout of a client that never answers.
+        await asyncio.gather(*(c.close(CloseReason.GOING_AWAY) for c in list(self.connections)))

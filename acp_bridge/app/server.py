@@ -61,6 +61,9 @@ class ServerOptions:
     profile: Profile = Profile.AUTO
     token: str | None = None
     allowed_origins: Sequence[str] = field(default_factory=tuple)
+    allowed_hosts: Sequence[str] = field(default_factory=tuple)
+    """``Host`` values accepted besides loopback names (``NAME`` or ``NAME:PORT``); see
+    :attr:`~acp_bridge.transports.websocket_server.WebSocketServerConfig.allowed_hosts`."""
     insecure: bool = False
     max_message_bytes: int = 32 * 1024 * 1024
     ping_interval: float | None = 20.0
@@ -81,6 +84,7 @@ class ServerOptions:
             self,
             WebSocketServerConfig,
             allowed_origins=tuple(self.allowed_origins),
+            allowed_hosts=tuple(self.allowed_hosts),
             ping_timeout=self.ping_interval,
         )
 

@@ -84,6 +84,14 @@ def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
         help="a browser Origin allowed to connect (repeatable); others get 403",
     )
     parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a Host header value allowed besides loopback names, NAME or NAME:PORT (repeatable); "
+        "others get 421. Needed behind a proxy that forwards the public Host",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="allow listening on a non-loopback address without a token",
@@ -136,6 +144,7 @@ async def _serve(args: argparse.Namespace) -> int:
         profile=Profile(args.profile),
         token=args.token,
         allowed_origins=tuple(args.allow_origin),
+        allowed_hosts=tuple(args.allow_host),
         insecure=args.insecure,
         max_message_bytes=args.max_message_bytes,
         slow_client_grace=args.slow_client_grace,

@@ -13,9 +13,17 @@ from .errors import (
     RpcError,
 )
 from .peer import JsonRpcPeer, PeerClosed, Reply, RequestContext
-from .transport import CloseReason, Malformed, MemoryTransport, Transport, memory_transport_pair
+from .transport import (
+    JSON_NULL,
+    CloseReason,
+    Malformed,
+    MemoryTransport,
+    Transport,
+    memory_transport_pair,
+)
 
 __all__ = [
+    "JSON_NULL",
     "AuthRequired",
     "CloseReason",
     "InternalError",

@@ -485,7 +485,9 @@ class JsonRpcPeer:
         if method == CANCEL_REQUEST_METHOD:
             params = message.get("params")
             target = params.get("requestId") if isinstance(params, dict) else None
-            inflight = self._inflight.get(target)
+            # Only a well-formed id can name a request: an object or array is unhashable, and
+            # true would find request 1 (True == 1 in Python).
+            inflight = self._inflight.get(target) if _valid_id(target) else None
             if inflight is not None:
                 task, ctx = inflight
                 ctx.cancelled_by_peer = True
@@ -513,7 +515,10 @@ class JsonRpcPeer:
             logger.exception("%s: notification handler for %s failed", self.name, method)
 
     def _on_response(self, message: dict[str, Any]) -> None:
-        future = self._pending.get(message.get("id"))
+        response_id = message.get("id")
+        # The client's id may be any JSON: an object or array is unhashable, and true or 1.0 hash
+        # like 1. We only ever send integer ids, so anything else answers no request of ours.
+        future = self._pending.get(response_id) if _valid_id(response_id) else None
         if future is None or future.done():
             logger.debug("%s: response for an unknown request id %r", self.name, message.get("id"))
             return

@@ -3,9 +3,10 @@
 A transport (WebSocket, stdio NDJSON, an in-memory pair) frames and decodes; everything above it sees
 Python values. What it receives is one of: a decoded JSON value (normally a ``dict``), a
 :class:`Malformed` marker for a frame that was not JSON (the peer answers ``-32700``), or ``None`` at end
-of stream. What it sends is a ``dict`` (encoded by the transport) or ``bytes`` that are already one
-encoded JSON message — the ACP layer pre-encodes session updates once and fans the same bytes out to
-every attached connection.
+of stream. Since ``None`` means the end, a frame holding JSON ``null`` arrives as :data:`JSON_NULL`
+(transports decode with :func:`decode_message`, which does that). What it sends is a ``dict``
+(encoded by the transport) or ``bytes`` that are already one encoded JSON message — the ACP layer
+pre-encodes session updates once and fans the same bytes out to every attached connection.
 
 A transport may also offer ``send_many(messages)``, sending a batch with one write (same frames, fewer
 system calls); the peer uses it when present.
@@ -16,16 +17,19 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import orjson
 
 __all__ = [
+    "JSON_NULL",
     "CloseReason",
+    "JsonNull",
     "Malformed",
     "MemoryTransport",
     "Outgoing",
     "Transport",
+    "decode_message",
     "memory_transport_pair",
 ]
 
@@ -38,6 +42,29 @@ class Malformed:
     """A received frame that is not valid JSON."""
 
     reason: str
+
+
+class JsonNull(enum.Enum):
+    """The type of :data:`JSON_NULL`."""
+
+    NULL = "null"
+
+
+JSON_NULL: Final = JsonNull.NULL
+"""What ``receive`` returns for a message that is JSON ``null`` (``None`` means end of stream)."""
+
+
+def decode_message(data: bytes | str) -> Any | Malformed:
+    """A received frame or line as a JSON value (``null``: :data:`JSON_NULL`) or :class:`Malformed`.
+
+    Every transport decodes here, so none of them can hand up a ``None`` that a reader would take
+    for the end of the stream (a client sending ``null`` would end its own connection unanswered).
+    """
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return Malformed(str(exc))
+    return JSON_NULL if value is None else value
 
 
 class CloseReason(enum.Enum):
@@ -64,7 +91,10 @@ class Transport(Protocol):
         """Send one message; may block while the peer applies backpressure."""
 
     async def receive(self) -> Any | Malformed | None:
-        """The next message, a :class:`Malformed` marker, or ``None`` when the stream ended."""
+        """The next message, a :class:`Malformed` marker, or ``None`` when the stream ended.
+
+        A message that is JSON ``null`` is :data:`JSON_NULL`, never ``None``.
+        """
 
     async def close(self, reason: CloseReason = CloseReason.NORMAL, detail: str = "") -> None:
         """Close the connection; idempotent."""
@@ -101,10 +131,7 @@ class MemoryTransport:
         if data is None:
             self.closed = True
             return None
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            return Malformed(str(exc))
+        return decode_message(data)
 
     async def close(self, reason: CloseReason = CloseReason.NORMAL, detail: str = "") -> None:
         """End this side; the other side's ``receive`` returns ``None``."""

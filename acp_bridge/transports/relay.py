@@ -236,6 +236,7 @@ _STATUS_HINTS = {
     401: " (missing or wrong token)",
     403: " (origin not allowed)",
     404: " (wrong path?)",
+    421: " (the server does not accept this host name: see its --allow-host)",
 }
 
 

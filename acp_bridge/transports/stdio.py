@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from acp_bridge.rpc.transport import CloseReason, Malformed, Outgoing
+from acp_bridge.rpc.transport import CloseReason, Malformed, Outgoing, decode_message
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -158,7 +158,10 @@ class NdjsonTransport:
         self.closed = False
 
     async def receive(self) -> Any | Malformed | None:
-        """The next message, :class:`Malformed` for a bad or oversized line, ``None`` at EOF."""
+        """The next message, :class:`Malformed` for a bad or oversized line, ``None`` at EOF.
+
+        A line holding JSON ``null`` is :data:`~acp_bridge.rpc.transport.JSON_NULL`.
+        """
         while not self.closed:
             line = await self._lines.readline()
             if line is None:
@@ -170,10 +173,7 @@ class NdjsonTransport:
                 )
             if not line.strip():
                 continue
-            try:
-                return orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                return Malformed(str(exc))
+            return decode_message(line)
         return None
 
     async def send(self, message: Outgoing) -> None:

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from acp_bridge.rpc.transport import CloseReason, Malformed, Outgoing
+from acp_bridge.rpc.transport import CloseReason, Malformed, Outgoing, decode_message
 
 __all__ = ["CLOSE_CODES", "WebSocketTransport"]
 
@@ -75,6 +75,8 @@ class WebSocketTransport:
     async def receive(self) -> Any | Malformed | None:
         """The next text frame decoded as JSON, a :class:`Malformed` marker, or ``None`` once closed.
 
+        A frame holding JSON ``null`` is :data:`~acp_bridge.rpc.transport.JSON_NULL`.
+
         A frame over the size limit makes the library close the connection with 1009; that, like
         any other closure, ends the stream with ``None``.
         """
@@ -87,10 +89,7 @@ class WebSocketTransport:
                 # The ACP RFD says binary frames are ignored, not answered or fatal.
                 logger.debug("ignoring a binary frame of %d bytes", len(data))
                 continue
-            try:
-                return orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
-                return Malformed(str(exc))
+            return decode_message(data)
 
     async def send(self, message: Outgoing) -> None:
         """Send one message as a text frame; ``bytes`` must already be one encoded JSON message."""
@@ -128,9 +127,22 @@ class WebSocketTransport:
             raise ConnectionError(f"WebSocket connection is closed ({exc})") from exc
 
     async def close(self, reason: CloseReason = CloseReason.NORMAL, detail: str = "") -> None:
-        """Close with the code mapped from ``reason``; waits for the closing handshake; idempotent."""
+        """Close with the code mapped from ``reason``; waits for the closing handshake; idempotent.
+
+        The wait is bounded by the connection's ``close_timeout``, after which the TCP connection
+        is dropped, even when the close frame cannot be written because the peer stopped reading.
+        """
         if self._close_requested:
             return
         self._close_requested = True
-        # A no-op if the peer already closed: websockets' close() is idempotent as well.
-        await self._connection.close(CLOSE_CODES[reason], _close_reason_text(detail))
+        connection = self._connection
+        try:
+            # The library's own close timeout only starts once the close frame is written; behind
+            # a full send buffer (a peer that stopped reading) close() would wait until keepalive
+            # gave up, if ever, and so would a slow-client disconnect and a shutdown.
+            async with asyncio.timeout(connection.close_timeout):
+                # A no-op if the peer already closed: websockets' close() is idempotent as well.
+                await connection.close(CLOSE_CODES[reason], _close_reason_text(detail))
+        except TimeoutError:
+            logger.debug("closing handshake timed out; dropping the connection")
+            connection.transport.abort()

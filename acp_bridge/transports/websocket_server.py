@@ -1,10 +1,10 @@
 """The WebSocket endpoint: ``ws://HOST:PORT/acp`` plus ``GET /healthz``.
 
-Everything about who may connect is decided before the upgrade, in ``process_request``: the path,
-the browser ``Origin``, and the bearer token. An accepted connection is wrapped in a
-:class:`~acp_bridge.transports.websocket.WebSocketTransport` and handed to the handler the server
-was given (the ACP bridge, as :mod:`acp_bridge.app` assembles it); this module knows nothing of
-what flows over it.
+Everything about who may connect is decided before the upgrade, in ``process_request``: the
+``Host`` header (against DNS rebinding), the path, the browser ``Origin``, and the bearer token. An
+accepted connection is wrapped in a :class:`~acp_bridge.transports.websocket.WebSocketTransport` and
+handed to the handler the server was given (the ACP bridge, as :mod:`acp_bridge.app` assembles it);
+this module knows nothing of what flows over it.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ CONNECTION_ID_HEADER = "Acp-Connection-Id"
 """Response header of the 101 that names the connection (ACP remote-transport RFD)."""
 
 HEALTH_PATH = "/healthz"
-"""Unauthenticated health check path."""
+"""Health check path: its status needs no token; with a token configured, its details do."""
 
 _CLOSE_TIMEOUT = 2.0
 """Seconds to wait for a peer to complete the closing handshake."""
@@ -78,6 +78,10 @@ class WebSocketServerConfig:
     """Bearer token every client must present; ``None`` disables authentication."""
     allowed_origins: tuple[str, ...] = ()
     """Exact ``Origin`` values accepted from browsers; requests without ``Origin`` always pass."""
+    allowed_hosts: tuple[str, ...] = ()
+    """``Host`` header values accepted besides loopback names (``NAME`` for any port, or
+    ``NAME:PORT``). Bound to loopback, the server accepts only loopback names and these; bound
+    beyond, it accepts any ``Host`` unless this is set. Others get 421."""
     max_message_bytes: int = 32 * 1024 * 1024
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
@@ -93,6 +97,9 @@ class WebSocketServerConfig:
             raise ValueError(f"invalid endpoint path {self.path!r}")
         if self.max_message_bytes <= 0:
             raise ValueError("max_message_bytes must be positive")
+        for entry in self.allowed_hosts:
+            if _allowed_host_entry(entry) is None:
+                raise ValueError(f"invalid allowed host {entry!r} (expected NAME or NAME:PORT)")
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,39 @@ def is_loopback_host(host: str) -> bool:
         # Python 3.11 does not consider ::ffff:127.0.0.1 loopback.
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+_HOST_FORBIDDEN_CHARS = frozenset("@/\\?# \t")
+
+
+def _normal_host(host: str) -> str:
+    # One spelling per host: case and a trailing dot do not matter, nor how an address is written.
+    host = host.lower().rstrip(".")
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return host
+
+
+def _split_host_header(value: str) -> tuple[str, int | None] | None:
+    """``(host, port)`` of a ``Host`` value (``NAME[:PORT]``, ``[V6][:PORT]``), ``None`` if malformed."""
+    if not value or _HOST_FORBIDDEN_CHARS.intersection(value):
+        return None
+    try:
+        parts = urlsplit("//" + value)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    return (_normal_host(host), port) if host else None
+
+
+def _allowed_host_entry(entry: str) -> tuple[str, int | None] | None:
+    """An ``allowed_hosts`` entry as ``(host, port or None)``; a bare IPv6 address is accepted."""
+    entry = entry.strip()
+    try:
+        return ipaddress.ip_address(entry).compressed, None
+    except ValueError:
+        return _split_host_header(entry)
 
 
 def _format_remote(address: Any) -> str:
@@ -186,6 +226,11 @@ class WebSocketServer:
         self._handler = handler
         self._health = health
         self._token = config.token.encode() if config.token is not None else None
+        self._allowed_hosts: frozenset[tuple[str, int | None]] | None = None
+        """``None``: any ``Host`` is accepted (bound beyond loopback, no list given)."""
+        if config.allowed_hosts or is_loopback_host(config.host):
+            entries = (_allowed_host_entry(entry) for entry in config.allowed_hosts)
+            self._allowed_hosts = frozenset(entry for entry in entries if entry is not None)
         self._server: Server | None = None
         self._port: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -324,6 +369,16 @@ class WebSocketServer:
     # Handshake
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        # Before anything else, on every path: a page that rebinds its own name to 127.0.0.1 reaches
+        # us with its name in Host, and may read any response a same-origin fetch can (/healthz).
+        hosts = request.headers.get_all("Host")
+        host = _split_host_header(hosts[0].strip()) if len(hosts) == 1 else None
+        if host is None:
+            # RFC 9110 §7.2: a missing, repeated or invalid Host is a 400.
+            return connection.respond(http.HTTPStatus.BAD_REQUEST, "Missing or invalid Host\n")
+        if not self._host_allowed(*host):
+            logger.info("rejected a request for host %r", hosts[0])
+            return connection.respond(http.HTTPStatus.MISDIRECTED_REQUEST, "Host not allowed\n")
         path = urlsplit(request.path).path
         if path == HEALTH_PATH:
             return self._health_response(connection, request)
@@ -341,6 +396,12 @@ class WebSocketServer:
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
         return None
+
+    def _host_allowed(self, host: str, port: int | None) -> bool:
+        allowed = self._allowed_hosts
+        if allowed is None or is_loopback_host(host):
+            return True
+        return (host, None) in allowed or (host, port) in allowed
 
     def _authenticated(self, headers: Headers) -> bool:
         assert self._token is not None
@@ -360,6 +421,9 @@ class WebSocketServer:
             return response
         try:
             report = {"status": "ok", **(self._health() if self._health is not None else {})}
+            if self._token is not None and not self._authenticated(request.headers):
+                # A probe needs only the status; what runs here, and how busy, is for the token.
+                report = {"status": report["status"]}
             body = orjson.dumps(report)
             # Anything but "ok" is a 503, so a plain HTTP health check notices too.
             healthy = report["status"] == "ok"

@@ -113,3 +113,35 @@ async def test_a_port_in_use_closes_the_started_backend(tmp_path: Path) -> None:
     assert (backend.starts, backend.acloses) == (1, 1)
     with pytest.raises(EventLogClosed):
         server.log.latest("any")
+
+
+async def test_shutdown_with_clients_that_ignore_the_close_handshake_is_bounded() -> None:
+    # Issue 9: connections were closed one after another, each waiting out the 2 s close timeout
+    # for a client that never answers: 10 such clients held SIGTERM for 20 s.
+    options = ServerOptions(port=0, event_log="memory")
+    server = BridgeServer(SlowToStop(), options)
+    await server.start()
+    clients = []
+    try:
+        async with asyncio.timeout(10):
+            for _ in range(10):
+                ws = await connect(server.url)
+                clients.append(ws)
+                # An answered request: the bridge serves this connection from now on.
+                await ws.send(
+                    '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}}'
+                )
+                assert '"result"' in await ws.recv()
+        assert len(server.bridge.connections) == 10
+        for ws in clients:
+            # The client stops reading: the server's close frame is never seen, let alone answered.
+            ws.transport.pause_reading()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with asyncio.timeout(30):
+            await server.stop()
+        assert loop.time() - started < 5
+    finally:
+        for ws in clients:
+            ws.transport.abort()
+        await server.stop()

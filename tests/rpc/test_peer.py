@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -140,6 +141,19 @@ async def test_parse_error(pair: tuple[JsonRpcPeer, Client]) -> None:
     assert reply["error"]["code"] == -32700
 
 
+async def test_a_json_null_message_is_an_invalid_request_not_the_end_of_stream(
+    pair: tuple[JsonRpcPeer, Client],
+) -> None:
+    # Issue 9: the decoded null was taken for the transport's end of stream.
+    peer, client = pair
+    await client.send_raw(b"null")
+    reply = await client.recv()
+    assert reply["id"] is None
+    assert reply["error"]["code"] == -32600
+    assert (await client.call("echo", {}, request_id=2))["id"] == 2
+    assert not peer.closed
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -232,6 +246,44 @@ async def test_outbound_request_correlates_responses(pair: tuple[JsonRpcPeer, Cl
         with pytest.raises(Exception, match="gone") as info:
             await first
     assert getattr(info.value, "code", None) == -32002
+
+
+@pytest.mark.parametrize("odd_id", [{"x": 1}, [1], [], {}, True, 1.0])
+async def test_unhashable_or_odd_response_ids_are_ignored_not_fatal(
+    pair: tuple[JsonRpcPeer, Client], caplog: pytest.LogCaptureFixture, odd_id: Any
+) -> None:
+    # Issue 9: an object/array id raised "unhashable type" in the receive loop (1011 on WebSocket);
+    # true and 1.0 hash like 1, so they answered our request 1 although no such id was sent.
+    peer, client = pair
+    waiting = asyncio.create_task(peer.request("fs/read_text_file", {"path": "/a"}))
+    sent = await client.recv()
+    assert sent["id"] == 1
+    caplog.set_level(logging.DEBUG, logger="acp_bridge.rpc.peer")
+    await client.send({"jsonrpc": "2.0", "id": odd_id, "result": {"content": "forged"}})
+    # The connection survives, and nothing answers the odd response.
+    assert (await client.call("echo", {}, request_id="next"))["id"] == "next"
+    assert not waiting.done()
+    assert [r.levelno for r in caplog.records if "unknown request id" in r.getMessage()] == [
+        logging.DEBUG
+    ]
+    await client.send({"jsonrpc": "2.0", "id": 1, "result": {"content": "real"}})
+    async with asyncio.timeout(5):
+        assert await waiting == {"content": "real"}
+
+
+@pytest.mark.parametrize("odd_id", [{"x": 1}, [41], True])
+async def test_cancel_request_with_an_unhashable_or_odd_request_id_is_ignored(
+    pair: tuple[JsonRpcPeer, Client], odd_id: Any
+) -> None:
+    # The same unhashable lookup sat in $/cancel_request handling; true would cancel request 1.
+    peer, client = pair
+    await client.send({"jsonrpc": "2.0", "id": 1, "method": "slow"})
+    await client.send(
+        {"jsonrpc": "2.0", "method": "$/cancel_request", "params": {"requestId": odd_id}}
+    )
+    assert (await client.call("echo", {}, request_id="next"))["id"] == "next"
+    peer.gate.set()  # type: ignore[attr-defined]
+    assert await client.recv() == {"jsonrpc": "2.0", "id": 1, "result": "done"}
 
 
 async def test_outbound_timeout_sends_cancel_request(pair: tuple[JsonRpcPeer, Client]) -> None:

@@ -88,25 +88,3 @@ async def start_server() -> AsyncIterator[StartServer]:
 def dumps(value: Any) -> str:
     """Compact JSON text, as a client would put in a text frame."""
     return orjson.dumps(value).decode()
-
-
-async def http_get(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    """A plain HTTP/1.1 request (no upgrade); returns status, headers (lower-cased) and body."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(
-            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
-        )
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        headers = {
-            name.strip().lower(): value.strip()
-            for name, _, value in (line.partition(":") for line in header_lines if line)
-        }
-        length = int(headers.get("content-length", "0"))
-        body = await reader.readexactly(length) if method != "HEAD" else b""
-        return int(status_line.split()[1]), headers, body
-    finally:
-        writer.close()
-        await writer.wait_closed()

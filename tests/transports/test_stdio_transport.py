@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from acp_bridge.rpc.transport import Malformed, Transport
+from acp_bridge.rpc.transport import JSON_NULL, Malformed, Transport
 from acp_bridge.transports.stdio import (
     LineReader,
     NdjsonTransport,
@@ -105,6 +105,11 @@ async def test_round_trip_over_real_pipes(
     os.close(peer_write)
     async with asyncio.timeout(5):
         assert await transport.receive() is None
+
+
+async def test_a_json_null_line_is_received_as_json_null_not_end_of_stream() -> None:
+    transport = NdjsonTransport(fed_reader(b'null\n 1\n"x"\n{"after":true}\n'), CollectingWriter())
+    assert await receive_all(transport) == [JSON_NULL, 1, "x", {"after": True}]
 
 
 async def test_close_wakes_a_pending_receive(

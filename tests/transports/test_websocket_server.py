@@ -19,8 +19,9 @@ from acp_bridge.transports.websocket_server import (
     WebSocketServerConfig,
     is_loopback_host,
 )
+from tests.support.http import http_get
 
-from .conftest import Recorder, StartServer, dumps, echo_handler, http_get
+from .conftest import Recorder, StartServer, dumps, echo_handler
 
 TOKEN = "s3cret-Token_42"
 
@@ -87,6 +88,127 @@ async def test_query_string_does_not_change_the_route(start_server: StartServer)
     server = await start_server()
     async with asyncio.timeout(5):
         assert await round_trip(server.url + "?client=test") is None
+
+
+async def test_healthz_details_need_the_token_when_one_is_configured(
+    start_server: StartServer,
+) -> None:
+    # Issue 9: a DNS-rebinding page read version, backend and counts off /healthz.
+    details = {"version": "9.9.9", "backend": "demo", "sessions": 3}
+    server = await start_server(token=TOKEN, health=lambda: details)
+    async with asyncio.timeout(5):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            status, _, body = await http_get(server.port, "/healthz", headers=headers)
+            assert (status, orjson.loads(body)) == (200, {"status": "ok"}), headers
+        status, _, body = await http_get(
+            server.port, "/healthz", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    assert (status, orjson.loads(body)) == (200, {"status": "ok", **details})
+
+
+async def test_healthz_without_the_token_keeps_the_status_code(start_server: StartServer) -> None:
+    server = await start_server(token=TOKEN, health=lambda: {"status": "degraded", "sessions": 1})
+    async with asyncio.timeout(5):
+        status, _, body = await http_get(server.port, "/healthz")
+        assert (status, orjson.loads(body)) == (503, {"status": "degraded"})
+        status, _, body = await http_get(
+            server.port, "/healthz", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    assert (status, orjson.loads(body)) == (503, {"status": "degraded", "sessions": 1})
+
+
+# Host (DNS rebinding): a page that points its own name at 127.0.0.1 sends that name in Host.
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/acp", "/other"])
+async def test_a_foreign_host_gets_421_on_every_path_of_a_loopback_server(
+    start_server: StartServer, path: str
+) -> None:
+    server = await start_server(health=lambda: {"version": "9.9.9"})
+    async with asyncio.timeout(5):
+        for host in (f"evil.example:{server.port}", "evil.example", "10.0.0.1", "127.0.0.1.evil"):
+            status, _, body = await http_get(server.port, path, host=host)
+            assert status == 421, host
+            assert b"9.9.9" not in body
+
+
+async def test_a_rebinding_page_cannot_open_the_websocket(start_server: StartServer) -> None:
+    server = await start_server()
+    async with asyncio.timeout(5):
+        # What a browser does once evil.example resolves to 127.0.0.1: connect there, Host evil.
+        await expect_status(
+            f"ws://evil.example:{server.port}/acp", 421, host="127.0.0.1", port=server.port
+        )
+        assert await round_trip(f"ws://localhost:{server.port}/acp") is None
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.0.0.1:1",
+        "127.9.8.7:80",
+        "localhost",
+        "LocalHost.:8765",
+        "[::1]:9",
+        "[::ffff:127.0.0.1]",
+    ],
+)
+async def test_loopback_host_names_are_accepted_on_any_port(
+    start_server: StartServer, host: str
+) -> None:
+    server = await start_server()
+    async with asyncio.timeout(5):
+        status, _, _ = await http_get(server.port, "/healthz", host=host)
+    assert status == 200
+
+
+async def test_allowed_hosts_are_accepted_on_a_loopback_server(start_server: StartServer) -> None:
+    server = await start_server(allowed_hosts=("ide.example", "Proxy.Example:443", "fd00::1"))
+    expected = {
+        "ide.example": 200,
+        "IDE.example.:8080": 200,
+        "proxy.example:443": 200,
+        "proxy.example": 421,
+        "proxy.example:80": 421,
+        "[fd00::1]:8765": 200,
+        "localhost:1": 200,
+        "evil.example": 421,
+    }
+    async with asyncio.timeout(5):
+        for host, status in expected.items():
+            assert (await http_get(server.port, "/healthz", host=host))[0] == status, host
+        assert (
+            await round_trip(
+                f"ws://ide.example:{server.port}/acp", host="127.0.0.1", port=server.port
+            )
+            is None
+        )
+
+
+async def test_a_server_bound_beyond_loopback_accepts_any_host_unless_hosts_are_listed(
+    start_server: StartServer,
+) -> None:
+    anywhere = await start_server(host="0.0.0.0", insecure=True)
+    listed = await start_server(host="0.0.0.0", insecure=True, allowed_hosts=("bridge.example",))
+    async with asyncio.timeout(5):
+        assert (await http_get(anywhere.port, "/healthz", host="any.example:1"))[0] == 200
+        assert (await http_get(listed.port, "/healthz", host="bridge.example:1"))[0] == 200
+        assert (await http_get(listed.port, "/healthz", host="localhost"))[0] == 200
+        assert (await http_get(listed.port, "/healthz", host="any.example"))[0] == 421
+
+
+@pytest.mark.parametrize(
+    ("host", "headers"),
+    [(None, {}), ("127.0.0.1", {"Host": "127.0.0.1"}), ("127.0.0.1:x", {}), ("a@127.0.0.1", {})],
+)
+async def test_a_missing_repeated_or_invalid_host_is_400(
+    start_server: StartServer, host: str | None, headers: dict[str, str]
+) -> None:
+    server = await start_server(host="0.0.0.0", insecure=True)
+    async with asyncio.timeout(5):
+        status, _, _ = await http_get(server.port, "/healthz", host=host, headers=headers)
+    assert status == 400
 
 
 # Authentication
@@ -332,7 +454,16 @@ def test_is_loopback_host(host: str, loopback: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"token": ""}, {"path": "acp"}, {"path": "/healthz"}, {"max_message_bytes": 0}]
+    "kwargs",
+    [
+        {"token": ""},
+        {"path": "acp"},
+        {"path": "/healthz"},
+        {"max_message_bytes": 0},
+        {"allowed_hosts": ("a.example:x",)},
+        {"allowed_hosts": ("user@a.example",)},
+        {"allowed_hosts": ("",)},
+    ],
 )
 def test_invalid_config_is_rejected(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
-from acp_bridge.rpc.transport import CloseReason, Malformed, Transport
+from acp_bridge.rpc.transport import JSON_NULL, CloseReason, Malformed, Transport
 from acp_bridge.transports.websocket import CLOSE_CODES, WebSocketTransport
 from acp_bridge.transports.websocket_server import ConnectionInfo
 
@@ -42,6 +44,17 @@ async def test_malformed_text_frame_reaches_the_handler_as_malformed(
     assert isinstance(first, Malformed)
     assert first.reason
     assert second == {"after": True}
+
+
+async def test_a_json_null_frame_is_received_as_json_null_not_end_of_stream(
+    start_server: StartServer, recorder: Recorder
+) -> None:
+    server = await start_server(recorder)
+    async with asyncio.timeout(5), connect(server.url) as ws:
+        await ws.send("null")
+        await ws.send(dumps({"after": True}))
+        assert await recorder.received.get() is JSON_NULL
+        assert await recorder.received.get() == {"after": True}
 
 
 async def test_binary_frame_is_ignored(start_server: StartServer, recorder: Recorder) -> None:
@@ -143,3 +156,40 @@ async def test_send_after_close_raises_connection_error(
         with pytest.raises(ConnectionError):
             await transport.send({"late": True})
         assert await transport.receive() is None
+
+
+async def test_close_to_a_peer_that_stopped_reading_with_a_full_buffer_is_bounded(
+    start_server: StartServer, recorder: Recorder
+) -> None:
+    # The library bounds its wait for the peer's close frame, but only once our close frame is
+    # written; behind a full send buffer that never happened, so a slow client sent 1013 (or a
+    # shutdown sent 1001) stayed connected until keepalive gave up, if it ever did.
+    server = await start_server(recorder, ping_interval=None)
+    async with asyncio.timeout(20), connect(server.url) as ws:
+        ws.transport.pause_reading()
+        transport, _ = await recorder.connections.get()
+        assert isinstance(transport, WebSocketTransport)
+        connection = transport.connection
+        buffer_full = asyncio.Event()
+        pause_writing = connection.pause_writing
+
+        def record_pause() -> None:
+            pause_writing()
+            buffer_full.set()
+
+        connection.pause_writing = record_pause  # type: ignore[method-assign]
+
+        async def flood() -> None:
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    await transport.send(b'"' + b"x" * (1 << 20) + b'"')
+
+        flooding = asyncio.create_task(flood())
+        await buffer_full.wait()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await transport.close(CloseReason.TRY_AGAIN_LATER, "client too slow")
+        assert loop.time() - started < connection.close_timeout + 1  # type: ignore[operator]
+        await flooding  # the blocked send ends with the connection
+        assert connection.state is State.CLOSED
+        ws.transport.abort()
