@@ -300,6 +300,10 @@ async def test_modes_are_offered_and_switched(demo: BridgeHarness) -> None:
         assert change["params"]["update"]["currentModeId"] == target
         response = await owner.request("session/set_mode", {"sessionId": sid, "modeId": "nope"})
         assert response["error"]["code"] == -32602
+        # Found by the frame fuzzer: an unhashable modeId was a -32603 (TypeError), not a -32602.
+        for odd in ({"id": target}, [target]):
+            response = await owner.request("session/set_mode", {"sessionId": sid, "modeId": odd})
+            assert response["error"]["code"] == -32602
         loaded = await watcher.call("session/load", {"sessionId": sid, "cwd": "/tmp"})
         assert loaded["modes"]["currentModeId"] == target
 

@@ -35,7 +35,7 @@ async def session_set_mode(conn: AcpConnection, params: dict[str, Any], ctx: Req
         )
     session, attachment = conn.attached_session(params)
     mode_id = params.get("modeId")
-    if mode_id not in modes:
+    if not isinstance(mode_id, str) or mode_id not in modes:
         raise InvalidParams("unknown modeId", data={"modeId": mode_id, "available": sorted(modes)})
     await backend.set_mode(session.context, mode_id)
     session.mode_id = mode_id
@@ -58,7 +58,7 @@ async def session_set_config_option(
             "session/set_config_option is not offered: this agent has no config options",
             data={"method": "session/set_config_option"},
         )
-    if config_id not in known:
+    if not isinstance(config_id, str) or config_id not in known:
         raise InvalidParams("unknown configId", data={"configId": config_id})
     if not isinstance(value, str):
         raise InvalidParams("value must be a string (select option)", data={"configId": config_id})
