@@ -137,9 +137,10 @@ class AcpBridge:
 
         The order matters. Cancelled turns answer ``cancelled`` and those answers reach the wire
         while the sockets are still open; the backend closes while its sessions' sinks are still
-        registered, so anything it emits on the way out is logged; the log is flushed before the
-        clients see 1001, so a client that reconnects to the restarted bridge and loads finds
-        everything it was sent. Every wait is bounded.
+        registered, so anything it emits on the way out is logged; every turn is over (it records
+        its session's activity last) before the log is flushed for the last time; events are
+        committed and sent before the clients see 1001, so a client that reconnects to the
+        restarted bridge and loads finds everything it was sent. Every wait is bounded.
         """
         self.closing = True
         sessions = list(self._sessions.sessions.values()) if self._sessions else []
@@ -155,6 +156,9 @@ class AcpBridge:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=CANCEL_GRACE_SECONDS)
+        if self._sessions is not None:
+            # Turns whose connection is gone are not among the prompts above.
+            await self._sessions.quiesce(3 * CANCEL_GRACE_SECONDS)
         try:
             async with asyncio.timeout(BACKEND_CLOSE_TIMEOUT):
                 await self.backend.aclose()
@@ -163,6 +167,9 @@ class AcpBridge:
         except Exception:
             logger.exception("backend aclose() failed")
         if self._sessions is not None:
+            # What was emitted reaches the clients (committed first) before they see 1001.
+            for session in list(self._sessions.sessions.values()):
+                await self._sessions.settle(session)
             self._sessions.release()
         try:
             await self.log.aflush()

@@ -137,6 +137,10 @@ class BridgeSessionContext:
         owner = self._owner
         if turn is None or owner is None or turn.cancelled.is_set() or self._abandoned():
             return _CANCELLED
+        # The request follows everything the turn emitted before it (committed, then sent).
+        await self._session.settle()
+        if turn.cancelled.is_set() or owner.closed:
+            return _CANCELLED
         # A strict client gets a valid ToolCallUpdate; Harn hosts get the backend's dict as is.
         call = (
             dict(tool_call) if owner.profile is Profile.HARN else strict_tool_call_update(tool_call)
@@ -180,6 +184,7 @@ class BridgeSessionContext:
             raise ClientRequestFailed(method, -32800, "the turn was cancelled")
         if owner is None or not _capability(owner.client_capabilities, *capability):
             raise CapabilityNotAdvertised(".".join(capability), method)
+        await self._session.settle()  # after what the turn emitted before it
         try:
             return await owner.request(method, {"sessionId": self.session_id, **params})
         except RpcError as exc:

@@ -1,13 +1,16 @@
 """A session's journal: the one sink a live session has in the registry.
 
-It appends each event to the event log (which gives the event its id) and publishes it, with that
-id, to the session's fan-out, in id order, from whichever thread the event was emitted on.
+It appends each event to the event log, which gives the event its id, and publishes it to the
+session's fan-out once, and only once, the log has committed it: nothing reaches a client that a
+crash could take back (an uncommitted id may be lost and handed out again after a restart). Events
+are published in id order, on the event loop, whichever thread emitted them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 
 from acp_bridge.events.session_event import SessionEvent
 from acp_bridge.sinks import EventLogSink
@@ -16,15 +19,18 @@ from .delivery import Attachment, SessionFanout
 
 __all__ = ["SessionJournal"]
 
+_Pending = tuple[int, SessionEvent, Attachment | None]
+
 
 class SessionJournal:
-    """Appends a session's events and publishes them to its fan-out, in the order of their ids.
+    """Appends a session's events, then publishes each to its fan-out once the log committed it.
 
-    Events reach clients in the order of their ids, which is the order of the log, even when several
-    threads emit for one session: the append and the hand-off to the event loop happen under one
-    lock. On the loop's thread an event is published at once, unless events from other threads are
-    still on their way to the loop; then it queues behind them. (Without this, a client could see id
-    6 after id 7, ack 7, and lose 6 on its next ``session/load``.)
+    ``handle_event`` (any thread) appends and queues the event; the log's commit listener reports
+    commits through :meth:`committed` (any thread); :meth:`_drain` (the loop only) publishes every
+    queued event the commits cover, lowest id first. The append and the queueing happen under one
+    lock, so the queue is in id order even when several threads emit for the session. With a log
+    that commits on append (memory), an event emitted on the loop is published before
+    ``handle_event`` returns, as if there were no queue.
     """
 
     def __init__(
@@ -38,31 +44,88 @@ class SessionJournal:
         self._fanout = fanout
         self._loop = loop
         self._loop_thread = loop_thread
-        self._lock = threading.Lock()
-        self._in_flight = 0  # publishes handed to the loop from another thread, not run yet
+        self._lock = threading.Lock()  # the append and the queueing; taken on any thread
+        self._pending: deque[_Pending] = deque()
+        self._appended = 0  # the last id appended through this journal
+        # Written by the committing thread, read by the loop; guarded by its own lock because the
+        # memory log reports a commit from inside append(), while _lock is held.
+        self._durable_lock = threading.Lock()
+        self._durable = 0
+        self._drain_scheduled = False
+        self._published = 0  # the last id handed to the fan-out
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    @property
+    def topic(self) -> str:
+        """The event-log topic the session's events go to."""
+        return self._log_sink.topic
 
     def handle_event(self, event: SessionEvent, exclude: Attachment | None = None) -> None:
-        """Append ``event``, then publish it to every attachment but ``exclude``, in id order.
+        """Append ``event``; it is published to every attachment but ``exclude`` once committed.
 
         The registry calls it for every event of the session; the session calls it with ``exclude``
-        to show a prompt to every client but the one that sent it.
+        to show a prompt to every client but the one that sent it. An event the log refused (the
+        append failed, which is logged) is never published: it is not durable.
         """
-        on_loop = threading.get_ident() == self._loop_thread
         with self._lock:
             event_id = self._log_sink.append(event)
-            direct = on_loop and self._in_flight == 0
-            if not direct:
-                self._in_flight += 1
-                self._loop.call_soon_threadsafe(self._publish_queued, event, event_id, exclude)
-        if direct:
-            # Nothing queued can run before this: it runs on the loop's own thread, right now.
-            self._fanout.publish(event, event_id, exclude)
+            if event_id is None:
+                return
+            self._appended = event_id
+            self._pending.append((event_id, event, exclude))
+        if threading.get_ident() == self._loop_thread:
+            self._drain()
 
-    def _publish_queued(
-        self, event: SessionEvent, event_id: int | None, exclude: Attachment | None
-    ) -> None:
-        try:
+    def committed(self, head: int) -> None:
+        """The log committed the session's topic up to ``head`` (called on the committing thread)."""
+        on_loop = threading.get_ident() == self._loop_thread
+        with self._durable_lock:
+            if head <= self._durable:
+                return
+            self._durable = head
+            # On the loop, the commit comes from an append inside handle_event, which drains
+            # right after it: scheduling another drain would only cost a callback per event.
+            if on_loop or self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        """Publish every queued event the log has committed, in id order (on the loop)."""
+        with self._durable_lock:
+            self._drain_scheduled = False
+            durable = self._durable
+        ready: list[_Pending] = []
+        with self._lock:
+            pending = self._pending
+            while pending and pending[0][0] <= durable:
+                ready.append(pending.popleft())
+        for event_id, event, exclude in ready:
             self._fanout.publish(event, event_id, exclude)
-        finally:
-            with self._lock:
-                self._in_flight -= 1
+        if ready:
+            self._published = ready[-1][0]
+            self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        still = []
+        for target, future in self._waiters:
+            if self._published >= target:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                still.append((target, future))
+        self._waiters = still
+
+    async def published(self) -> None:
+        """Wait until everything appended so far has been handed to the fan-out (on the loop).
+
+        It waits for the log's commits: call it after the log's ``aflush`` succeeded, and bound it.
+        """
+        with self._lock:
+            target = self._appended
+        self._drain()
+        if self._published >= target:
+            return
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append((target, future))
+        await future

@@ -22,16 +22,23 @@ REPLAY_PAGE: Final = 500
 
 
 async def replay_history(
-    log: EventLog, session_id: str, attachment: Attachment, profile: Profile, after: int
+    log: EventLog,
+    session_id: str,
+    attachment: Attachment,
+    profile: Profile,
+    after: int,
+    *,
+    upto: int,
 ) -> tuple[int, int]:
-    """Write the session's history after event ``after``, marked as replayed; returns (count, last id).
+    """Write the session's history in ``(after, upto]``, marked as replayed; returns (count, last id).
 
-    The history is what the log holds when the replay starts. Events appended meanwhile are held
-    by the (already attached) attachment and released after the response, so a busy session
-    cannot keep a load from ever finishing.
+    ``upto`` is the last committed id when the replay starts (nothing past it may be shown: a
+    crash could take it back). Events committed meanwhile are held by the (already attached)
+    attachment and released after the response, so a busy session cannot keep a load from ever
+    finishing.
     """
     topic = agent_events_topic(session_id)
-    head = log.latest(topic) or 0
+    head = upto
     # A client may have acked ids this log no longer has (a crash lost the uncommitted tail):
     # whatever the log assigns from here on is new to it.
     count, last = 0, min(after, head)

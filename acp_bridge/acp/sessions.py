@@ -14,7 +14,7 @@ import base64
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -28,7 +28,7 @@ from acp_bridge.agents.base import (
 )
 from acp_bridge.eventlog import EventLog, LogRecord
 from acp_bridge.events.harn import UserMessage
-from acp_bridge.sinks import EventLogSink, SinkRegistry
+from acp_bridge.sinks import EventLogSink, SinkRegistry, agent_events_topic
 
 from .delivery import Attachment, SessionFanout
 from .journal import SessionJournal
@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 SESSION_INDEX_TOPIC: Final = "acp_bridge.sessions"
 
+SETTLE_SECONDS: Final = 10.0
+"""Longest wait, after a successful flush, for committed events to reach the outboxes (normally
+one turn of the event loop)."""
 ANSWER_WAIT_SECONDS: Final = 30.0
 """Longest a turn waits for the previous turn's response to be queued (normally microseconds)."""
 LIST_PAGE_SIZE: Final = 50
@@ -140,6 +143,8 @@ class Session:
         self._answered: asyncio.Event | None = None
         # Backend tasks that did not stop after a cancel: whatever they still emit is dropped.
         self.abandoned: set[asyncio.Task[Any]] = set()
+        self.closed = False
+        """Set when the session starts closing: no turn starts from then on."""
 
     @property
     def session_id(self) -> str:
@@ -172,7 +177,9 @@ class Session:
             previous, self._answered = self._answered, ticket.answered
             if previous is not None:
                 await self._wait_answered(previous)
-            if ticket.cancelled or self.cancel_generation != ticket.generation:
+            if ticket.cancelled or self.cancel_generation != ticket.generation or self.closed:
+                # A prompt that got past session/close's cancel while the close was under way
+                # must not run (or record anything) on a closed session.
                 return StopReason.CANCELLED
             self.turn_count += 1
             turn = Turn(owner=owner, number=self.turn_count)
@@ -278,6 +285,14 @@ class Session:
         )
         self.journal.handle_event(event, exclude)
 
+    async def settle(self) -> str | None:
+        """Wait until this session's events so far are committed and in its clients' outboxes.
+
+        Anything sent to a client afterwards (a prompt's answer, a permission request) follows
+        them on the wire. Returns the log's error text if committing failed.
+        """
+        return await self.manager.settle(self)
+
     # --- attachments -------------------------------------------------------------------------------
 
     def attach(self, attachment: Attachment) -> None:
@@ -308,7 +323,65 @@ class SessionManager:
         self.loop_thread = threading.get_ident()
         self.sessions: dict[str, Session] = {}
         self.index: dict[str, SessionRecord] = {}
+        # Topic → the journals that append to it (normally one; sanitised ids may collide).
+        # Replaced, never mutated: the log's writer thread reads it.
+        self._journals: dict[str, tuple[SessionJournal, ...]] = {}
         self._load_index()
+        log.add_commit_listener(self._on_commit)
+
+    def _on_commit(self, heads: Mapping[str, int]) -> None:
+        """The log's commit listener (any thread): tell each session's journal how far it is durable."""
+        journals = self._journals
+        for topic, head in heads.items():
+            for journal in journals.get(topic, ()):
+                journal.committed(head)
+
+    def _watch(self, journal: SessionJournal) -> None:
+        journals = dict(self._journals)
+        journals[journal.topic] = (*journals.get(journal.topic, ()), journal)
+        self._journals = journals
+
+    def _unwatch(self, journal: SessionJournal) -> None:
+        journals = dict(self._journals)
+        rest = tuple(j for j in journals.get(journal.topic, ()) if j is not journal)
+        if rest:
+            journals[journal.topic] = rest
+        else:
+            journals.pop(journal.topic, None)
+        self._journals = journals
+
+    # --- durability ----------------------------------------------------------------------------------
+
+    def committed_event_id(self, session_id: str) -> int:
+        """The id of the session's last committed event (0 if none): the last any client may see."""
+        return self.log.committed(agent_events_topic(session_id)) or 0
+
+    async def flush(self) -> None:
+        """Wait until everything appended so far is committed (raises ``EventLogError``)."""
+        await self.log.aflush()
+
+    async def settle(self, session: Session) -> str | None:
+        """Wait until the session's events so far are committed and handed to its clients' outboxes.
+
+        Returns the log's error text if committing failed (those events were never sent).
+        """
+        try:
+            await self.log.aflush()
+        except Exception as exc:
+            logger.error("event log flush failed: %s", exc)
+            return str(exc)
+        if session.journal not in self._journals.get(session.journal.topic, ()):
+            return None  # closed: its clients are detached, nothing more is published
+        try:
+            async with asyncio.timeout(SETTLE_SECONDS):
+                await session.journal.published()
+        except TimeoutError:
+            logger.warning(
+                "session %s: committed events not published within %.0f s",
+                session.session_id,
+                SETTLE_SECONDS,
+            )
+        return None
 
     # --- index persistence ---------------------------------------------------------------------------
 
@@ -365,6 +438,7 @@ class SessionManager:
     def _activate(self, record: SessionRecord) -> Session:
         session = Session(record, manager=self, context_factory=self.context_factory)
         self.sessions[record.session_id] = session
+        self._watch(session.journal)
         self.registry.register_sink(record.session_id, session.journal)
         return session
 
@@ -408,6 +482,7 @@ class SessionManager:
 
     async def close(self, session: Session) -> None:
         """Close ``session``: cancel its turns, tell the backend, drop its sinks and attachments."""
+        session.closed = True
         session.cancel()
         async with session.turn_lock:
             pass  # wait for the cancelled turn to finish
@@ -416,6 +491,8 @@ class SessionManager:
         except Exception:
             logger.exception("backend close_session failed for %s", session.session_id)
         self.registry.clear_session_sinks(session.session_id)
+        # What the session emitted on its way out (session_closed) reaches its clients first.
+        await self.settle(session)
         self._mark_closed(session)
         session.fanout.close()
 
@@ -424,15 +501,36 @@ class SessionManager:
 
         The backend is not told (it is the one that failed to create it).
         """
+        session.closed = True
         session.cancel()
         self.registry.unregister_sink(session.session_id, session.journal)
         self._mark_closed(session)
 
     def _mark_closed(self, session: Session) -> None:
+        self._unwatch(session.journal)
         session.record.closed = True
         session.record.updated_at = _now_iso()
         self._persist("session_closed", session.record)
         self.sessions.pop(session.session_id, None)
+
+    async def quiesce(self, timeout: float) -> None:  # noqa: ASYNC109 - bounded by design
+        """Wait (bounded) until no session runs a turn: a turn records its session's activity last,
+        and that write must come before the log closes."""
+
+        async def idle(session: Session) -> None:
+            async with session.turn_lock:
+                pass
+
+        waits = [asyncio.ensure_future(idle(s)) for s in self.sessions.values()]
+        if not waits:
+            return
+        _, pending = await asyncio.wait(waits, timeout=timeout)
+        for wait in pending:
+            wait.cancel()
+        if pending:
+            logger.warning(
+                "%d turn(s) still running at shutdown after %.0f s", len(pending), timeout
+            )
 
     def release(self) -> None:
         """Take every live session's sinks out of the registry (bridge shutdown; sessions stay open).
@@ -442,6 +540,8 @@ class SessionManager:
         for session in list(self.sessions.values()):
             self.registry.unregister_sink(session.session_id, session.journal)
         self.sessions.clear()
+        self._journals = {}
+        self.log.remove_commit_listener(self._on_commit)
 
     def list(self, cwd: str | None, cursor: str | None) -> tuple[list[SessionRecord], str | None]:
         """One page of open sessions, most recently updated first, optionally filtered by ``cwd``."""

@@ -71,16 +71,19 @@ def prompt_request(request_id: Any, sid: str, text: str) -> dict[str, Any]:
 
 
 class GatedFlushLog(SqliteEventLog):
-    """A log whose flushes wait until the test sets ``allow`` (``flushing`` says one is waiting)."""
+    """A log whose flushes, once ``armed``, wait until the test sets ``allow`` (``flushing`` says
+    one is waiting). Arm it after the session exists: ``session/new`` flushes too."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
+        self.armed = False
         self.flushing = asyncio.Event()
         self.allow = asyncio.Event()
 
     async def aflush(self) -> None:
-        self.flushing.set()
-        await self.allow.wait()
+        if self.armed:
+            self.flushing.set()
+            await self.allow.wait()
         await super().aflush()
 
 

@@ -50,6 +50,7 @@ async def test_a_client_leaving_while_its_answer_waits_for_the_commit_does_not_w
             async with harness.client() as leaving:
                 await leaving.initialize()
                 sid = await leaving.new_session()
+                log.armed = True
                 await leaving.send(prompt_request(7, sid, "a"))
                 async with asyncio.timeout(5):
                     await log.flushing.wait()

@@ -223,6 +223,7 @@ async def test_the_prompt_answer_waits_for_the_log_to_commit(tmp_path: Path) -> 
             async with harness.client() as client:
                 await client.initialize()
                 sid = await client.new_session()
+                log.armed = True
                 answer = asyncio.create_task(client.prompt(sid, "x"))
                 async with asyncio.timeout(5):
                     await log.flushing.wait()

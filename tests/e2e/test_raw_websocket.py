@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -236,6 +238,35 @@ async def test_a_burst_far_past_the_outbox_limit_reaches_a_reading_client(tmp_pa
         assert len(chunks) == 2000
 
 
+class LogWatcher(logging.Handler):
+    """Sets ``event`` when a record containing ``needle`` is logged (the server runs in-process)."""
+
+    def __init__(self, needle: str, event: asyncio.Event) -> None:
+        super().__init__(logging.WARNING)
+        self.needle = needle
+        self.event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.needle in record.getMessage():
+            self.event.set()
+
+
+def small_buffer_socket(url: str) -> socket.socket:
+    """A connected socket whose receive buffer stays small.
+
+    A client that stops reading is slow only once the kernel's buffers are full; with loopback
+    autotuning they can hold tens of MiB (``net.ipv4.tcp_rmem``), more than the test sends.
+    Setting ``SO_RCVBUF`` before connecting pins the buffer and turns autotuning off.
+    """
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.settimeout(5)
+    sock.connect((host, int(port)))
+    sock.setblocking(False)
+    return sock
+
+
 async def test_a_slow_client_is_disconnected_without_stalling_others(tmp_path: Path) -> None:
     options = ServerOptions(
         port=0,
@@ -243,50 +274,71 @@ async def test_a_slow_client_is_disconnected_without_stalling_others(tmp_path: P
         outbox_limit=64,
         slow_client_grace=0.2,
     )
-    async with BridgeServer(Firehose(count=5000), options) as running:
-        async with connect(running.url, max_queue=1) as slow, raw_client(running.url) as fast:
-            await slow.send(
-                orjson.dumps(
-                    {
-                        "jsonrpc": "2.0",
-                        "id": 1,
-                        "method": "initialize",
-                        "params": {"protocolVersion": 1},
-                    }
-                ).decode()
-            )
-            await recv_json(slow)
-            await slow.send(
-                orjson.dumps(
-                    {"jsonrpc": "2.0", "id": 2, "method": "session/new", "params": {"cwd": "/tmp"}}
-                ).decode()
-            )
-            sid = (await recv_json(slow))["result"]["sessionId"]
-            # The slow client starts a flood and then stops reading.
-            await slow.send(
-                orjson.dumps(
-                    {
-                        "jsonrpc": "2.0",
-                        "id": 3,
-                        "method": "session/prompt",
-                        "params": {"sessionId": sid, "prompt": [{"type": "text", "text": "flood"}]},
-                    }
-                ).decode()
-            )
-            # Meanwhile another client is served promptly.
-            await fast.initialize()
-            other = await fast.new_session()
-            assert await fast.prompt(other, "small") == {"stopReason": "end_turn"}
-            # The slow one was closed with 1013 (try again later) once it fell behind.
-            with pytest.raises(ConnectionClosed) as info:
-                await read_until_closed(slow)
-            assert info.value.rcvd is not None
-            assert info.value.rcvd.code == 1013
-        # It can come back and load the whole session.
-        async with raw_client(running.url) as again:
-            await again.initialize()
-            result = await again.call("session/load", {"sessionId": sid, "cwd": "/tmp"})
-            assert result["_meta"]["harn"]["replayedEvents"] >= 5000
+    slow_cut = asyncio.Event()
+    watcher = LogWatcher("client too slow", slow_cut)
+    logging.getLogger("acp_bridge.rpc.peer").addHandler(watcher)
+    try:
+        async with BridgeServer(Firehose(count=5000), options) as running:
+            async with (
+                connect(running.url, max_queue=1, sock=small_buffer_socket(running.url)) as slow,
+                raw_client(running.url) as fast,
+            ):
+                await slow.send(
+                    orjson.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": 1,
+                            "method": "initialize",
+                            "params": {"protocolVersion": 1},
+                        }
+                    ).decode()
+                )
+                await recv_json(slow)
+                await slow.send(
+                    orjson.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": 2,
+                            "method": "session/new",
+                            "params": {"cwd": "/tmp"},
+                        }
+                    ).decode()
+                )
+                sid = (await recv_json(slow))["result"]["sessionId"]
+                # The slow client starts a flood and then stops reading.
+                await slow.send(
+                    orjson.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": 3,
+                            "method": "session/prompt",
+                            "params": {
+                                "sessionId": sid,
+                                "prompt": [{"type": "text", "text": "flood"}],
+                            },
+                        }
+                    ).decode()
+                )
+                # Meanwhile another client is served promptly.
+                await fast.initialize()
+                other = await fast.new_session()
+                assert await fast.prompt(other, "small") == {"stopReason": "end_turn"}
+                # The slow one is cut off once it has been behind for the grace period. Reading it
+                # before then would let it catch up, so wait for the bridge to give up on it first.
+                async with asyncio.timeout(10):
+                    await slow_cut.wait()
+                # It was closed with 1013 (try again later).
+                with pytest.raises(ConnectionClosed) as info:
+                    await read_until_closed(slow)
+                assert info.value.rcvd is not None
+                assert info.value.rcvd.code == 1013
+            # It can come back and load the whole session.
+            async with raw_client(running.url) as again:
+                await again.initialize()
+                result = await again.call("session/load", {"sessionId": sid, "cwd": "/tmp"})
+                assert result["_meta"]["harn"]["replayedEvents"] >= 5000
+    finally:
+        logging.getLogger("acp_bridge.rpc.peer").removeHandler(watcher)
 
 
 async def test_graceful_shutdown_cancels_turns_and_closes_1001(tmp_path: Path) -> None:
@@ -350,7 +402,12 @@ async def test_healthz_is_503_degraded_once_the_log_cannot_commit(server: Bridge
     log._before_write = fail
     async with raw_client(server.url) as client:
         await client.initialize()
-        await client.new_session()  # its index record is the write that fails
+        # Its index record is the write that fails; a session that would not survive a restart
+        # is refused, with the reason.
+        response = await client.request("session/new", {"cwd": "/tmp", "mcpServers": []})
+        assert response["error"]["code"] == -32603
+        assert response["error"]["data"] == {"reason": "event_log"}
+        assert "disk full" in response["error"]["message"]
     with pytest.raises(EventLogError, match="disk full"):
         await log.aflush()
     url = server.url.replace("ws://", "http://").rsplit("/", 1)[0] + "/healthz"

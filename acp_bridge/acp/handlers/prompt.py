@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -24,8 +23,6 @@ from ..sessions import PromptTicket, Session
 from ._common import agent_failure, refuse_when_closing
 
 __all__ = ["register", "session_cancel", "session_prompt"]
-
-logger = logging.getLogger(__name__)
 
 _PROMPT_GATES: Final = {"image": "image", "audio": "audio", "resource": "embedded_context"}
 """Content block type → the prompt capability a backend must have for it."""
@@ -104,23 +101,14 @@ async def _answer(
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        await _durability_barrier(conn)
+        await session.settle()
         raise agent_failure(exc, session.session_id, "session/prompt") from None
     result: dict[str, Any] = {"stopReason": stop.value}
-    persistence_error = await _durability_barrier(conn)
+    # Every update of the turn is committed and queued before the response that ends the turn.
+    persistence_error = await session.settle()
     if persistence_error is not None:
         result["_meta"] = {"harn": {"persistenceError": persistence_error}}
     return result
-
-
-async def _durability_barrier(conn: AcpConnection) -> str | None:
-    """Wait until the turn's events are committed; returns the error text if that failed."""
-    try:
-        await conn.sessions.log.aflush()
-    except Exception as exc:
-        logger.error("event log flush failed: %s", exc)
-        return str(exc)
-    return None
 
 
 async def session_cancel(conn: AcpConnection, params: dict[str, Any]) -> None:

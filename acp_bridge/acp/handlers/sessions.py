@@ -11,10 +11,10 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from acp_bridge.eventlog import EventLogError
 from acp_bridge.events.harn import SessionClosed
-from acp_bridge.rpc.errors import InvalidParams, ResourceNotFound
+from acp_bridge.rpc.errors import InternalError, InvalidParams, ResourceNotFound
 from acp_bridge.rpc.peer import Reply, RequestContext
-from acp_bridge.sinks import agent_events_topic
 
 from ..connection import AcpConnection
 from ..delivery import Attachment
@@ -53,6 +53,14 @@ async def session_new(conn: AcpConnection, params: dict[str, Any], ctx: RequestC
     attachment = conn.attach(session)
     with _opening(conn, session, "session/new", new=True):
         await conn.sessions.start_backend(session, new=True)
+        # The client learns the session id only once a restarted bridge would still know it.
+        try:
+            await conn.sessions.flush()
+        except EventLogError as exc:
+            raise InternalError(
+                f"the event log cannot commit, so no session can start: {exc}",
+                data={"reason": "event_log"},
+            ) from None
     result = {"sessionId": session.session_id, **session_setup(conn.host.backend, session)}
     return Reply(result, then=lambda: _opened(conn, session, attachment))
 
@@ -65,8 +73,17 @@ async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: Request
     session = _existing_session(conn, params)
     attachment = conn.attach(session)
     with _opening(conn, session, "session/load"):
+        # The history is what was appended before the load: committed now, so all of it can be
+        # shown (a failed log shows what it committed).
+        with contextlib.suppress(EventLogError):
+            await conn.sessions.flush()
         replayed, last = await replay_history(
-            conn.sessions.log, session.session_id, attachment, conn.profile, after
+            conn.sessions.log,
+            session.session_id,
+            attachment,
+            conn.profile,
+            after,
+            upto=conn.sessions.committed_event_id(session.session_id),
         )
         attachment.replayed_through = last
         await conn.sessions.start_backend(session, new=False)
@@ -81,8 +98,9 @@ async def session_resume(conn: AcpConnection, params: dict[str, Any], ctx: Reque
     """Follow the session live from now on, without its history."""
     session = _existing_session(conn, params)
     attachment = conn.attach(session)
-    topic = agent_events_topic(session.session_id)
-    attachment.replayed_through = conn.sessions.log.latest(topic) or 0
+    # Live from what any client could have been sent so far: events still on their way to the
+    # disk reach this client too, once committed.
+    attachment.replayed_through = conn.sessions.committed_event_id(session.session_id)
     with _opening(conn, session, "session/resume"):
         await conn.sessions.start_backend(session, new=False)
     result = session_setup(conn.host.backend, session)
