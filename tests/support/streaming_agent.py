@@ -15,7 +15,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
+
+BURST = 25
+"""Chunks written between two 1 ms pauses (about 20,000 chunks a second at most)."""
 
 
 def send(message: dict[str, object]) -> None:
@@ -31,6 +35,11 @@ def run_turn(message: dict[str, object]) -> None:
     label, count = spec["label"], int(spec["chunks"])
     for n in range(count):
         send({"type": "agent_message_chunk", "session_id": sid, "content": f"{label}#{n} "})
+        if n % BURST == BURST - 1:
+            # Token pace, roughly: a real agent streams, it does not dump. Without it the bridge
+            # finishes a turn before a client has read a fraction of it (loopback buffers hold
+            # megabytes), and a kill timed by what the client read lands after the turn.
+            time.sleep(0.001)
     send({"op": "turn_end", "session_id": sid, "turn_id": message["turn_id"]})
 
 
