@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
+import secrets
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -69,6 +71,9 @@ class SessionRecord:
     updated_at: str
     title: str | None = None
     closed: bool = False
+    epoch: str = ""
+    """Random, made with the session's first record: event ids are only comparable within one
+    epoch (a recreated log numbers a session's events from 1 again)."""
 
     def info(self) -> dict[str, Any]:
         """ACP ``SessionInfo``."""
@@ -400,12 +405,16 @@ class SessionManager:
             return
         sid = payload["sessionId"]
         if kind == "session_created":
+            created_at = str(payload.get("createdAt", ""))
+            epoch = payload.get("epoch")
             self.index[sid] = SessionRecord(
                 sid,
                 str(payload.get("cwd", "/")),
-                str(payload.get("createdAt", "")),
-                str(payload.get("updatedAt", payload.get("createdAt", ""))),
+                created_at,
+                str(payload.get("updatedAt", created_at)),
                 payload.get("title"),
+                # Records written before epochs existed get a stable one from what they hold.
+                epoch=epoch if isinstance(epoch, str) and epoch else _legacy_epoch(sid, created_at),
             )
         elif sid in self.index:
             record = self.index[sid]
@@ -422,6 +431,7 @@ class SessionManager:
             "createdAt": record.created_at,
             "updatedAt": record.updated_at,
             "title": record.title,
+            "epoch": record.epoch,
         }
         try:
             self.log.append(SESSION_INDEX_TOPIC, LogRecord(kind, payload))
@@ -447,7 +457,9 @@ class SessionManager:
     ) -> Session:
         """A new session (registered, persisted; the backend is told by the caller)."""
         now = _now_iso()
-        record = SessionRecord(session_id or uuid.uuid4().hex, cwd, now, now, title)
+        record = SessionRecord(
+            session_id or uuid.uuid4().hex, cwd, now, now, title, epoch=secrets.token_hex(8)
+        )
         self.index[record.session_id] = record
         self._persist("session_created", record)
         return self._activate(record)
@@ -554,6 +566,10 @@ class SessionManager:
         page = records[start : start + LIST_PAGE_SIZE]
         end = start + len(page)
         return page, (_encode_cursor(end) if end < len(records) else None)
+
+
+def _legacy_epoch(session_id: str, created_at: str) -> str:
+    return hashlib.sha256(f"{session_id}\0{created_at}".encode()).hexdigest()[:16]
 
 
 def _encode_cursor(offset: int) -> str:

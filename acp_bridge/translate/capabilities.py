@@ -85,8 +85,13 @@ def bridge_capability_block(profile: Profile | str) -> dict[str, Any]:
         "eventIdField": "_harn.eventId" if profile is Profile.HARN else "params._meta.harn.eventId",
         "sessionLoad": {
             "lastAckedEventId": True,
+            "epoch": True,
             "resultFields": ["_meta.harn.replayedEvents", "_meta.harn.lastEventId"],
+            "epochResetField": "_meta.harn.epochReset",
         },
+        # Every session/new, load and resume answer names the session's epoch: event ids are
+        # comparable only within one (a recreated log numbers a session from 1 again).
+        "epochField": "_meta.harn.epoch",
         "promptResultFields": ["_meta.harn.persistenceError"],
         "extensionMethods": {
             RUNTIME_EVENT_METHOD: {

@@ -61,7 +61,11 @@ async def session_new(conn: AcpConnection, params: dict[str, Any], ctx: RequestC
                 f"the event log cannot commit, so no session can start: {exc}",
                 data={"reason": "event_log"},
             ) from None
-    result = {"sessionId": session.session_id, **session_setup(conn.host.backend, session)}
+    result = {
+        "sessionId": session.session_id,
+        **session_setup(conn.host.backend, session),
+        "_meta": {"harn": {"epoch": session.record.epoch, "lastEventId": 0}},
+    }
     return Reply(result, then=lambda: _opened(conn, session, attachment))
 
 
@@ -70,7 +74,14 @@ async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: Request
     after = params.get("lastAckedEventId", 0)
     if not isinstance(after, int) or isinstance(after, bool) or after < 0:
         raise InvalidParams("lastAckedEventId must be a non-negative integer")
+    epoch = params.get("epoch")
+    if epoch is not None and not isinstance(epoch, str):
+        raise InvalidParams("epoch must be a string", data={"field": "epoch"})
     session = _existing_session(conn, params)
+    # Ids of another epoch (the log was recreated) say nothing about this history: all of it.
+    epoch_reset = epoch is not None and epoch != session.record.epoch
+    if epoch_reset:
+        after = 0
     attachment = conn.attach(session)
     with _opening(conn, session, "session/load"):
         # The history is what was appended before the load: committed now, so all of it can be
@@ -87,10 +98,14 @@ async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: Request
         )
         attachment.replayed_through = last
         await conn.sessions.start_backend(session, new=False)
-    result = {
-        **session_setup(conn.host.backend, session),
-        "_meta": {"harn": {"replayedEvents": replayed, "lastEventId": last}},
+    harn: dict[str, Any] = {
+        "replayedEvents": replayed,
+        "lastEventId": last,
+        "epoch": session.record.epoch,
     }
+    if epoch_reset:
+        harn["epochReset"] = True
+    result = {**session_setup(conn.host.backend, session), "_meta": {"harn": harn}}
     return Reply(result, then=lambda: _opened(conn, session, attachment))
 
 
@@ -103,7 +118,12 @@ async def session_resume(conn: AcpConnection, params: dict[str, Any], ctx: Reque
     attachment.replayed_through = conn.sessions.committed_event_id(session.session_id)
     with _opening(conn, session, "session/resume"):
         await conn.sessions.start_backend(session, new=False)
-    result = session_setup(conn.host.backend, session)
+    result = {
+        **session_setup(conn.host.backend, session),
+        "_meta": {
+            "harn": {"epoch": session.record.epoch, "lastEventId": attachment.replayed_through}
+        },
+    }
     return Reply(result, then=lambda: _opened(conn, session, attachment))
 
 
