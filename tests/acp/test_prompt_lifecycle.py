@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from acp_bridge.agents.base import PermissionOption, SessionContext, StopReason
 from acp_bridge.sinks import agent_events_topic
 
@@ -280,3 +282,49 @@ async def test_an_ack_beyond_the_log_head_still_gets_every_new_event(
                 and m["params"]["update"].get("content", {}).get("text") == "after"
             )
         )
+
+
+async def test_shutdown_waits_for_a_turn_whose_client_left_before_closing_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Regression: the turn of a client that had disconnected was not among the prompts shutdown
+    # waited for; it ended after the log was closed and its session_updated record was lost
+    # ("could not persist session_updated … EventLogClosed").
+    from acp_bridge.acp import AcpBridge, sessions
+    from acp_bridge.eventlog import SqliteEventLog
+    from acp_bridge.sinks import SinkRegistry
+
+    monkeypatch.setattr(sessions, "CANCEL_GRACE_SECONDS", 0.05)  # the script ignores cancel
+    backend = ScriptedBackend()
+    running = asyncio.Event()
+
+    async def stubborn(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        running.set()
+        await asyncio.Event().wait()  # until its task is cancelled
+        return StopReason.END_TURN
+
+    backend.script = stubborn
+    log = SqliteEventLog(tmp_path / "log.sqlite")
+    bridge = AcpBridge(backend, log, registry=SinkRegistry())
+    harness = BridgeHarness(bridge)
+    async with harness.client() as owner:
+        await owner.initialize()
+        sid = await owner.new_session()
+        await owner.send(prompt_request(1, sid, "go"))
+        async with asyncio.timeout(5):
+            await running.wait()
+    session = bridge.sessions.sessions[sid]
+    async with asyncio.timeout(15):
+        await bridge.shutdown()
+    log.close()
+    async with asyncio.timeout(5):  # the turn is over (it would have failed to write by now)
+        async with session.turn_lock:
+            pass
+    lost = [r.getMessage() for r in caplog.records if "could not persist" in r.getMessage()]
+    assert lost == []
+    reopened = SqliteEventLog(tmp_path / "log.sqlite")
+    try:
+        kinds = [e.record.kind for e in reopened.read_range(sessions.SESSION_INDEX_TOPIC)]
+    finally:
+        reopened.close()
+    assert kinds[-1] == "session_updated"  # the turn's last activity record made it
