@@ -473,3 +473,30 @@ def test_a_symlink_to_the_file_shares_its_lock(db: Path, tmp_path: Path) -> None
             SqliteEventLog(alias)
     finally:
         first.close()
+
+
+def test_checkpoints_run_off_the_commit_path_and_keep_the_wal_bounded(db: Path) -> None:
+    # The writer never checkpoints (that stalled the commits behind it); a thread of its own
+    # does, every CHECKPOINT_BYTES of payload, so the WAL is reused instead of growing.
+    from acp_bridge.eventlog.sqlite import CHECKPOINT_BYTES
+
+    log = SqliteEventLog(db)
+    payload = "x" * 4000
+    per_round = CHECKPOINT_BYTES // len(payload) + 1
+    wal = Path(f"{db}-wal")
+    sizes = []
+    try:
+        for r in range(6):
+            before = log._checkpoints
+            for i in range(per_round):
+                log.append("t", LogRecord("k", {"p": payload, "i": i}))
+            log.flush()
+            with log._checkpointed:
+                done = log._checkpointed.wait_for(lambda b=before: log._checkpoints > b, 5)
+            assert done, f"round {r}: no checkpoint"
+            sizes.append(wal.stat().st_size)
+        # Without checkpoints the WAL would hold every round's pages (> 6 x CHECKPOINT_BYTES).
+        assert max(sizes) < 3 * CHECKPOINT_BYTES, sizes
+        assert log.committed("t") == 6 * per_round
+    finally:
+        log.close()
