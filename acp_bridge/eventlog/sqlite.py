@@ -30,6 +30,16 @@ from typing import Literal
 import orjson
 
 from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow, resolve_threadsafe
+from ._sqlite_rows import (
+    INSERT_EVENT,
+    SCHEMA_VERSION,
+    SELECT_EVENTS,
+    SELECT_HEADS,
+    UPDATE_HEAD,
+    AtomReader,
+    AtomWriter,
+    ensure_schema,
+)
 from .base import (
     CommitListener,
     CommitListeners,
@@ -41,7 +51,7 @@ from .base import (
     validate_topic,
 )
 
-__all__ = ["SqliteEventLog"]
+__all__ = ["SCHEMA_VERSION", "SqliteEventLog"]
 
 try:
     import fcntl
@@ -49,41 +59,6 @@ except ImportError:  # pragma: no cover - not POSIX: no advisory lock, one write
     fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-"""Stored in ``PRAGMA user_version``; bumped whenever the tables change incompatibly."""
-
-_SCHEMA = (
-    """
-    CREATE TABLE events (
-        topic TEXT NOT NULL,
-        event_id INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        payload BLOB NOT NULL,
-        headers BLOB,
-        occurred_at_ms INTEGER NOT NULL,
-        PRIMARY KEY (topic, event_id)
-    ) WITHOUT ROWID
-    """,
-    """
-    CREATE TABLE topic_heads (
-        topic TEXT NOT NULL PRIMARY KEY,
-        last_id INTEGER NOT NULL
-    ) WITHOUT ROWID
-    """,
-)
-_INSERT_EVENT = (
-    "INSERT INTO events (topic, event_id, kind, payload, headers, occurred_at_ms)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
-_UPSERT_HEAD = (
-    "INSERT INTO topic_heads (topic, last_id) VALUES (?, ?)"
-    " ON CONFLICT (topic) DO UPDATE SET last_id = excluded.last_id"
-)
-_SELECT_EVENTS = (
-    "SELECT event_id, kind, payload, headers, occurred_at_ms FROM events"
-    " WHERE topic = ? AND event_id > ? AND event_id <= ? ORDER BY event_id LIMIT ?"
-)
 
 _MAX_BATCH = 8_192
 """Most entries per transaction: large enough to amortise a commit, small enough to keep each
@@ -100,7 +75,6 @@ _BUSY_TIMEOUT_MS = 5_000
 CHECKPOINT_BYTES = 4 * 1024 * 1024
 """Payload bytes committed between two WAL checkpoints (about SQLite's own 1,000-page default)."""
 
-_Row = tuple[str, int, str, bytes, bytes | None, int]
 _Queued = tuple[LogEntry, bytes, bytes | None]
 _AsyncFlush = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 """An :meth:`SqliteEventLog.aflush` waiting for the commit count to reach its target."""
@@ -162,6 +136,7 @@ class SqliteEventLog:
             _release_writer_lock(self._lock_fd)
             raise
         self._reader: sqlite3.Connection | None = reader_conn
+        self._atoms = AtomReader()  # guarded by _reader_lock
         self._reader_lock = threading.Lock()
 
         # Everything below is guarded by _lock.
@@ -238,8 +213,8 @@ class SqliteEventLog:
             # they stalled the commits queued behind them for milliseconds, and every event a
             # client waits for now waits for its commit.
             writer.execute("PRAGMA wal_autocheckpoint = 0")
-            self._ensure_schema(writer)
-            heads = dict(writer.execute("SELECT topic, last_id FROM topic_heads").fetchall())
+            ensure_schema(writer, self._path)
+            heads = dict(writer.execute(SELECT_HEADS).fetchall())
             reader = self._connect()
             connections.append(reader)
             reader.execute("PRAGMA query_only = ON")
@@ -260,26 +235,6 @@ class SqliteEventLog:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         return conn
-
-    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                # Plain CREATE TABLE, so a file that has such tables without being ours fails.
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
-                raise EventLogError(
-                    f"{self._path}: unsupported event log schema version {version}"
-                    f" (this version reads {SCHEMA_VERSION})"
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
     # Writing.
 
@@ -328,6 +283,7 @@ class SqliteEventLog:
         """Body of the writer thread: commit queued entries until closed and drained."""
         unchecked = 0  # payload bytes committed since the last checkpoint was asked for
         try:
+            atoms = AtomWriter(conn)
             while True:
                 with self._lock:
                     while not self._queue and not self._closed:
@@ -352,7 +308,7 @@ class SqliteEventLog:
                 batch = [entry for entry, _, _ in queued]
                 if self._before_write is not None:
                     self._before_write(batch)
-                heads = _write(conn, queued)
+                heads = _write(conn, atoms, queued)
                 self._settle(batch, heads)
                 unchecked += sum(len(payload) for _, payload, _ in queued)
                 if unchecked >= CHECKPOINT_BYTES:
@@ -545,27 +501,33 @@ class SqliteEventLog:
             if self._reader is None:
                 raise EventLogClosed("event log is closed")
             try:
-                rows = self._reader.execute(_SELECT_EVENTS, (topic, after, upto, count)).fetchall()
+                reader, atoms = self._reader, self._atoms
+                topic_id = atoms.topic_id(reader, topic)
+                rows = (
+                    []
+                    if topic_id is None
+                    else reader.execute(SELECT_EVENTS, (topic_id, after, upto, count)).fetchall()
+                )
+                if len(rows) != count:
+                    raise EventLogError(
+                        f"event log {self._path}: topic {topic!r} lost committed entries"
+                        f" after id {after} (found {len(rows)} of {count})"
+                    )
+                return [
+                    LogEntry(
+                        topic,
+                        event_id,
+                        LogRecord.from_json(
+                            atoms.kind(reader, kind_id),
+                            payload,
+                            atoms.headers(reader, headers_id),
+                            occurred_at_ms,
+                        ),
+                    )
+                    for event_id, kind_id, headers_id, occurred_at_ms, payload in rows
+                ]
             except sqlite3.Error as exc:
                 raise EventLogError(f"event log {self._path}: read failed: {exc}") from exc
-        if len(rows) != count:
-            raise EventLogError(
-                f"event log {self._path}: topic {topic!r} lost committed entries"
-                f" after id {after} (found {len(rows)} of {count})"
-            )
-        return [
-            LogEntry(
-                topic,
-                event_id,
-                LogRecord(
-                    kind,
-                    orjson.loads(payload),
-                    {} if headers is None else orjson.loads(headers),
-                    occurred_at_ms,
-                ),
-            )
-            for event_id, kind, payload, headers, occurred_at_ms in rows
-        ]
 
     def subscribe(self, topic: str, after: int = 0) -> AsyncGenerator[LogEntry, None]:
         """Iterate over stored then live entries; see :meth:`EventLog.subscribe`."""
@@ -615,18 +577,26 @@ class SqliteEventLog:
             raise EventLogClosed("event log is closed")
 
 
-def _write(conn: sqlite3.Connection, queued: list[_Queued]) -> dict[str, int]:
+def _write(conn: sqlite3.Connection, atoms: AtomWriter, queued: list[_Queued]) -> dict[str, int]:
     """Insert a batch and move the topic heads in one transaction; return the new heads."""
-    rows = [
-        (e.topic, e.id, e.record.kind, payload, headers, e.record.occurred_at_ms)
-        for e, payload, headers in queued
-    ]
     # Per topic, ids ascend in the batch, so the last one wins.
     heads = {entry.topic: entry.id for entry, _, _ in queued}
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(_INSERT_EVENT, rows)
-        conn.executemany(_UPSERT_HEAD, heads.items())
+        topic_ids = {topic: atoms.topic_id(topic) for topic in heads}
+        rows = [
+            (
+                topic_ids[e.topic],
+                e.id,
+                atoms.atom_id(e.record.kind.encode()),
+                None if headers is None else atoms.atom_id(headers),
+                e.record.occurred_at_ms,
+                payload,
+            )
+            for e, payload, headers in queued
+        ]
+        conn.executemany(INSERT_EVENT, rows)
+        conn.executemany(UPDATE_HEAD, [(head, topic_ids[topic]) for topic, head in heads.items()])
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from acp_bridge.eventlog import EventLogClosed, EventLogError, LogRecord, SqliteEventLog
+from acp_bridge.eventlog.sqlite import SCHEMA_VERSION
 
 from .eventlog_support import WriterGate, ids, rec, subscription
 
@@ -35,13 +36,15 @@ def stored_rows(db: Path, topic: str = "t") -> list[tuple[int, bytes]]:
     """What a separate connection, e.g. another process, finds in the file."""
     with closing(sqlite3.connect(db)) as conn:
         return conn.execute(
-            "SELECT event_id, payload FROM events WHERE topic = ? ORDER BY event_id", (topic,)
+            "SELECT event_id, payload FROM events JOIN topics USING (topic_id)"
+            " WHERE name = ? ORDER BY event_id",
+            (topic,),
         ).fetchall()
 
 
 def stored_heads(db: Path) -> dict[str, int]:
     with closing(sqlite3.connect(db)) as conn:
-        return dict(conn.execute("SELECT topic, last_id FROM topic_heads").fetchall())
+        return dict(conn.execute("SELECT name, last_id FROM topics").fetchall())
 
 
 def held(log: SqliteEventLog, gate: WriterGate) -> SqliteEventLog:
@@ -329,7 +332,7 @@ def test_the_file_uses_wal_and_records_its_schema_version(db: Path) -> None:
     SqliteEventLog(db, synchronous="FULL").close()
     with closing(sqlite3.connect(db)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_an_unknown_schema_version_is_refused(db: Path) -> None:
@@ -500,3 +503,73 @@ def test_checkpoints_run_off_the_commit_path_and_keep_the_wal_bounded(db: Path) 
         assert log.committed("t") == 6 * per_round
     finally:
         log.close()
+
+
+_VERSION_1 = (
+    "CREATE TABLE events (topic TEXT NOT NULL, event_id INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " payload BLOB NOT NULL, headers BLOB, occurred_at_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (topic, event_id)) WITHOUT ROWID",
+    "CREATE TABLE topic_heads (topic TEXT NOT NULL PRIMARY KEY, last_id INTEGER NOT NULL)"
+    " WITHOUT ROWID",
+    "PRAGMA user_version = 1",
+)
+
+
+def test_a_version_1_file_is_upgraded_in_place(db: Path) -> None:
+    with closing(sqlite3.connect(db)) as conn:
+        for statement in _VERSION_1:
+            conn.execute(statement)
+        conn.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                ("a", 1, "k1", b'{"n":1}', b'{"session_id":"s"}', 10),
+                ("a", 2, "k2", b'{"n":2}', None, 20),
+                ("b", 1, "k1", b"[3]", b'{"session_id":"s"}', 30),
+            ],
+        )
+        conn.executemany("INSERT INTO topic_heads VALUES (?, ?)", [("a", 2), ("b", 1)])
+        conn.commit()
+    log = SqliteEventLog(db)
+    try:
+        a = log.read_range("a")
+        assert [(e.id, e.record.kind, e.record.payload, dict(e.record.headers)) for e in a] == [
+            (1, "k1", {"n": 1}, {"session_id": "s"}),
+            (2, "k2", {"n": 2}, {}),
+        ]
+        assert [e.record.occurred_at_ms for e in a] == [10, 20]
+        assert log.read_range("b")[0].record.payload == [3]
+        assert log.append("a", rec(3)) == 3  # heads carried over
+        log.flush()
+    finally:
+        log.close()
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"topics", "atoms", "events"}
+
+
+def test_kinds_headers_and_topics_are_stored_once(db: Path) -> None:
+    log = SqliteEventLog(db)
+    try:
+        for n in range(50):
+            for topic in ("a", "b"):
+                log.append(topic, LogRecord("chunk" if n % 2 else "plan", {"n": n}, {"s": topic}))
+        log.flush()
+    finally:
+        log.close()
+    log = SqliteEventLog(db)  # read back from the file, not from memory
+    try:
+        back = log.read_range("b", after=47)
+        # ids 48..50 are n = 47..49
+        assert [(e.record.kind, dict(e.record.headers), e.record.payload) for e in back] == [
+            ("chunk", {"s": "b"}, {"n": 47}),
+            ("plan", {"s": "b"}, {"n": 48}),
+            ("chunk", {"s": "b"}, {"n": 49}),
+        ]
+    finally:
+        log.close()
+    with closing(sqlite3.connect(db)) as conn:
+        atoms = sorted(bytes(r[0]) for r in conn.execute("SELECT value FROM atoms"))
+        topics = conn.execute("SELECT name, last_id FROM topics ORDER BY name").fetchall()
+    assert atoms == sorted([b"chunk", b"plan", b'{"s":"a"}', b'{"s":"b"}'])
+    assert topics == [("a", 50), ("b", 50)]

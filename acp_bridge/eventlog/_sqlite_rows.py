@@ -1,0 +1,181 @@
+"""The SQLite event log's file format: tables, the upgrade from older versions, and the row codec.
+
+A row holds only what differs from event to event. Topic names, record kinds and header sets repeat
+on every row of a session, so they are stored once (``topics``, ``atoms``) and rows refer to them by
+integer id: a row is ``(topic_id, event_id, kind_id, headers_id, occurred_at_ms, payload)``.
+
+Version history (``PRAGMA user_version``):
+
+1. ``events(topic, event_id, kind, payload, headers, occurred_at_ms)`` and ``topic_heads``: every
+   row repeated its topic name, kind and header JSON (about 120 of its 511 bytes per event).
+2. The layout above. Version 1 files are upgraded in place, in one transaction, when opened.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from typing import Any, Final
+
+import orjson
+
+from .base import EventLogError
+
+__all__ = ["SCHEMA_VERSION", "AtomReader", "AtomWriter", "ensure_schema"]
+
+SCHEMA_VERSION: Final = 2
+"""Stored in ``PRAGMA user_version``; bumped whenever the tables change incompatibly."""
+
+_CREATE_TOPICS = """
+    CREATE TABLE topics (
+        topic_id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        last_id INTEGER NOT NULL
+    )
+"""
+_CREATE_ATOMS = """
+    CREATE TABLE atoms (
+        atom_id INTEGER PRIMARY KEY,
+        value BLOB NOT NULL UNIQUE
+    )
+"""
+_CREATE_EVENTS = """
+    CREATE TABLE {name} (
+        topic_id INTEGER NOT NULL,
+        event_id INTEGER NOT NULL,
+        kind_id INTEGER NOT NULL,
+        headers_id INTEGER,
+        occurred_at_ms INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        PRIMARY KEY (topic_id, event_id)
+    ) WITHOUT ROWID
+"""
+
+INSERT_EVENT: Final = (
+    "INSERT INTO events (topic_id, event_id, kind_id, headers_id, occurred_at_ms, payload)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+UPDATE_HEAD: Final = "UPDATE topics SET last_id = ? WHERE topic_id = ?"
+SELECT_EVENTS: Final = (
+    "SELECT event_id, kind_id, headers_id, occurred_at_ms, payload FROM events"
+    " WHERE topic_id = ? AND event_id > ? AND event_id <= ? ORDER BY event_id LIMIT ?"
+)
+SELECT_HEADS: Final = "SELECT name, last_id FROM topics"
+
+_UPGRADE_FROM_1 = (
+    _CREATE_TOPICS,
+    _CREATE_ATOMS,
+    _CREATE_EVENTS.format(name="events_v2"),
+    "INSERT INTO topics (name, last_id) SELECT topic, last_id FROM topic_heads",
+    "INSERT OR IGNORE INTO atoms (value) SELECT DISTINCT CAST(kind AS BLOB) FROM events",
+    "INSERT OR IGNORE INTO atoms (value)"
+    " SELECT DISTINCT headers FROM events WHERE headers IS NOT NULL",
+    "INSERT INTO events_v2"
+    " SELECT t.topic_id, e.event_id, k.atom_id, h.atom_id, e.occurred_at_ms, e.payload"
+    " FROM events AS e"
+    " JOIN topics AS t ON t.name = e.topic"
+    " JOIN atoms AS k ON k.value = CAST(e.kind AS BLOB)"
+    " LEFT JOIN atoms AS h ON h.value = e.headers",
+    "DROP TABLE events",
+    "DROP TABLE topic_heads",
+    "ALTER TABLE events_v2 RENAME TO events",
+)
+
+
+def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Create the tables in a new file, upgrade an older one, refuse what this code can't read."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            # Plain CREATE TABLE, so a file that has such tables without being ours fails.
+            for statement in (_CREATE_TOPICS, _CREATE_ATOMS, _CREATE_EVENTS.format(name="events")):
+                conn.execute(statement)
+        elif version == 1:
+            for statement in _UPGRADE_FROM_1:
+                conn.execute(statement)
+        elif version != SCHEMA_VERSION:
+            raise EventLogError(
+                f"{path}: unsupported event log schema version {version}"
+                f" (this version reads {SCHEMA_VERSION})"
+            )
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+class AtomWriter:
+    """The writer thread's ids for topic names and atoms (kinds, header sets), created on first use.
+
+    Call only inside the writer's transaction. An id created in a transaction that then fails is
+    remembered wrongly, but a failed write latches the log, so nothing uses this writer again.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._topics: dict[str, int] = dict(conn.execute("SELECT name, topic_id FROM topics"))
+        self._atoms: dict[bytes, int] = {
+            bytes(value): atom_id
+            for atom_id, value in conn.execute("SELECT atom_id, value FROM atoms")
+        }
+
+    def topic_id(self, name: str) -> int:
+        """The id of topic ``name``, adding the topic (with head 0) if it is new."""
+        topic_id = self._topics.get(name)
+        if topic_id is None:
+            cursor = self._conn.execute("INSERT INTO topics (name, last_id) VALUES (?, 0)", (name,))
+            topic_id = self._topics[name] = int(cursor.lastrowid or 0)
+        return topic_id
+
+    def atom_id(self, value: bytes) -> int:
+        """The id of ``value`` in ``atoms``, adding it if it is new."""
+        atom_id = self._atoms.get(value)
+        if atom_id is None:
+            cursor = self._conn.execute("INSERT INTO atoms (value) VALUES (?)", (value,))
+            atom_id = self._atoms[value] = int(cursor.lastrowid or 0)
+        return atom_id
+
+
+class AtomReader:
+    """A reader's view of topic ids and atoms, cached: both are never changed once written."""
+
+    def __init__(self) -> None:
+        self._topics: dict[str, int] = {}
+        self._kinds: dict[int, str] = {}
+        self._headers: dict[int, Mapping[str, Any]] = {}
+
+    def topic_id(self, conn: sqlite3.Connection, name: str) -> int | None:
+        """The id of topic ``name``, or ``None`` if the file doesn't have it (yet)."""
+        topic_id = self._topics.get(name)
+        if topic_id is None:
+            row = conn.execute("SELECT topic_id FROM topics WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            topic_id = self._topics[name] = int(row[0])
+        return topic_id
+
+    def kind(self, conn: sqlite3.Connection, atom_id: int) -> str:
+        """The record kind stored as ``atom_id``."""
+        kind = self._kinds.get(atom_id)
+        if kind is None:
+            kind = self._kinds[atom_id] = bytes(self._value(conn, atom_id)).decode()
+        return kind
+
+    def headers(self, conn: sqlite3.Connection, atom_id: int | None) -> dict[str, Any]:
+        """A fresh copy of the header set stored as ``atom_id`` (empty for ``None``)."""
+        if atom_id is None:
+            return {}
+        headers = self._headers.get(atom_id)
+        if headers is None:
+            headers = self._headers[atom_id] = orjson.loads(self._value(conn, atom_id))
+        return dict(headers)
+
+    @staticmethod
+    def _value(conn: sqlite3.Connection, atom_id: int) -> bytes:
+        row = conn.execute("SELECT value FROM atoms WHERE atom_id = ?", (atom_id,)).fetchone()
+        if row is None:
+            raise EventLogError(f"the event log's atom {atom_id} is missing")
+        return bytes(row[0])
