@@ -15,6 +15,7 @@ BENCHES = [
     "eventlog_bench",
     "exec_bench",
     "replay_bench",
+    "storage_bench",
     "server_bench",
 ]
 

@@ -7,7 +7,7 @@ from typing import Final
 
 from acp_bridge.eventlog import EventLog
 from acp_bridge.events import EventDecodeError, SessionRuntimeEvent, decode_session_event
-from acp_bridge.sinks import agent_events_topic
+from acp_bridge.sinks import agent_events_topic, event_of
 from acp_bridge.translate import Message, Profile, translate
 from acp_bridge.translate.runtime import RuntimeTranslator, UnmappedRunError
 
@@ -49,8 +49,7 @@ async def replay_history(
             break
         for entry in entries:
             last = entry.id
-            payload = entry.record.payload
-            raw = payload.get("event") if isinstance(payload, dict) else None
+            raw = event_of(entry.record)
             try:
                 event = decode_session_event(entry.record.kind, raw)
             except EventDecodeError as exc:

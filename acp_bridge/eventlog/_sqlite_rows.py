@@ -2,7 +2,8 @@
 
 A row holds only what differs from event to event. Topic names, record kinds and header sets repeat
 on every row of a session, so they are stored once (``topics``, ``atoms``) and rows refer to them by
-integer id: a row is ``(topic_id, event_id, kind_id, headers_id, occurred_at_ms, payload)``.
+integer id: a row is ``(event_key, kind_id, headers_id, occurred_at_ms, payload)``, where the rowid
+``event_key`` packs the topic's id and the event's id (see :func:`event_key`).
 
 Version history (``PRAGMA user_version``):
 
@@ -21,7 +22,14 @@ import orjson
 
 from .base import EventLogError
 
-__all__ = ["SCHEMA_VERSION", "AtomReader", "AtomWriter", "ensure_schema"]
+__all__ = [
+    "MAX_EVENT_ID",
+    "SCHEMA_VERSION",
+    "AtomReader",
+    "AtomWriter",
+    "ensure_schema",
+    "event_key",
+]
 
 SCHEMA_VERSION: Final = 2
 """Stored in ``PRAGMA user_version``; bumped whenever the tables change incompatibly."""
@@ -41,25 +49,36 @@ _CREATE_ATOMS = """
 """
 _CREATE_EVENTS = """
     CREATE TABLE {name} (
-        topic_id INTEGER NOT NULL,
-        event_id INTEGER NOT NULL,
+        event_key INTEGER PRIMARY KEY,
         kind_id INTEGER NOT NULL,
         headers_id INTEGER,
         occurred_at_ms INTEGER NOT NULL,
-        payload BLOB NOT NULL,
-        PRIMARY KEY (topic_id, event_id)
-    ) WITHOUT ROWID
+        payload BLOB NOT NULL
+    )
 """
 
+EVENT_ID_BITS: Final = 40
+"""An event's row key is ``topic_id << EVENT_ID_BITS | event_id``: a plain rowid table, whose inner
+pages hold only integers (a two-column primary key copied whole rows into them)."""
+MAX_EVENT_ID: Final = (1 << EVENT_ID_BITS) - 1
+MAX_TOPICS: Final = (1 << (63 - EVENT_ID_BITS)) - 1
+
 INSERT_EVENT: Final = (
-    "INSERT INTO events (topic_id, event_id, kind_id, headers_id, occurred_at_ms, payload)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (event_key, kind_id, headers_id, occurred_at_ms, payload)"
+    " VALUES (?, ?, ?, ?, ?)"
 )
 UPDATE_HEAD: Final = "UPDATE topics SET last_id = ? WHERE topic_id = ?"
 SELECT_EVENTS: Final = (
-    "SELECT event_id, kind_id, headers_id, occurred_at_ms, payload FROM events"
-    " WHERE topic_id = ? AND event_id > ? AND event_id <= ? ORDER BY event_id LIMIT ?"
+    "SELECT event_key, kind_id, headers_id, occurred_at_ms, payload FROM events"
+    " WHERE event_key > ? AND event_key <= ? ORDER BY event_key LIMIT ?"
 )
+
+
+def event_key(topic_id: int, event_id: int) -> int:
+    """The row key of ``event_id`` in topic ``topic_id``."""
+    return topic_id << EVENT_ID_BITS | event_id
+
+
 SELECT_HEADS: Final = "SELECT name, last_id FROM topics"
 
 _UPGRADE_FROM_1 = (
@@ -71,7 +90,8 @@ _UPGRADE_FROM_1 = (
     "INSERT OR IGNORE INTO atoms (value)"
     " SELECT DISTINCT headers FROM events WHERE headers IS NOT NULL",
     "INSERT INTO events_v2"
-    " SELECT t.topic_id, e.event_id, k.atom_id, h.atom_id, e.occurred_at_ms, e.payload"
+    f" SELECT (t.topic_id << {EVENT_ID_BITS}) | e.event_id,"
+    " k.atom_id, h.atom_id, e.occurred_at_ms, e.payload"
     " FROM events AS e"
     " JOIN topics AS t ON t.name = e.topic"
     " JOIN atoms AS k ON k.value = CAST(e.kind AS BLOB)"
@@ -128,6 +148,8 @@ class AtomWriter:
         if topic_id is None:
             cursor = self._conn.execute("INSERT INTO topics (name, last_id) VALUES (?, 0)", (name,))
             topic_id = self._topics[name] = int(cursor.lastrowid or 0)
+            if topic_id > MAX_TOPICS:
+                raise EventLogError(f"the event log holds its maximum of {MAX_TOPICS} topics")
         return topic_id
 
     def atom_id(self, value: bytes) -> int:

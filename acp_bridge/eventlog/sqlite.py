@@ -32,6 +32,7 @@ import orjson
 from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow, resolve_threadsafe
 from ._sqlite_rows import (
     INSERT_EVENT,
+    MAX_EVENT_ID,
     SCHEMA_VERSION,
     SELECT_EVENTS,
     SELECT_HEADS,
@@ -39,6 +40,7 @@ from ._sqlite_rows import (
     AtomReader,
     AtomWriter,
     ensure_schema,
+    event_key,
 )
 from .base import (
     CommitListener,
@@ -262,6 +264,8 @@ class SqliteEventLog:
                 # Known topics were validated when first seen; this keeps appends cheap.
                 validate_topic(topic)
                 head = 0
+            if head >= MAX_EVENT_ID:
+                raise EventLogError(f"topic {topic!r} is full ({MAX_EVENT_ID} events)")
             entry = LogEntry(topic, head + 1, record)
             self._heads[topic] = entry.id
             unsettled = self._unsettled.get(topic)
@@ -506,7 +510,10 @@ class SqliteEventLog:
                 rows = (
                     []
                     if topic_id is None
-                    else reader.execute(SELECT_EVENTS, (topic_id, after, upto, count)).fetchall()
+                    else reader.execute(
+                        SELECT_EVENTS,
+                        (event_key(topic_id, after), event_key(topic_id, upto), count),
+                    ).fetchall()
                 )
                 if len(rows) != count:
                     raise EventLogError(
@@ -516,7 +523,7 @@ class SqliteEventLog:
                 return [
                     LogEntry(
                         topic,
-                        event_id,
+                        key & MAX_EVENT_ID,
                         LogRecord.from_json(
                             atoms.kind(reader, kind_id),
                             payload,
@@ -524,7 +531,7 @@ class SqliteEventLog:
                             occurred_at_ms,
                         ),
                     )
-                    for event_id, kind_id, headers_id, occurred_at_ms, payload in rows
+                    for key, kind_id, headers_id, occurred_at_ms, payload in rows
                 ]
             except sqlite3.Error as exc:
                 raise EventLogError(f"event log {self._path}: read failed: {exc}") from exc
@@ -586,8 +593,7 @@ def _write(conn: sqlite3.Connection, atoms: AtomWriter, queued: list[_Queued]) -
         topic_ids = {topic: atoms.topic_id(topic) for topic in heads}
         rows = [
             (
-                topic_ids[e.topic],
-                e.id,
+                event_key(topic_ids[e.topic], e.id),
                 atoms.atom_id(e.record.kind.encode()),
                 None if headers is None else atoms.atom_id(headers),
                 e.record.occurred_at_ms,

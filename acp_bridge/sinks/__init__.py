@@ -1,6 +1,12 @@
 """The sink registry of Harn's agent-event model and its sinks (fan-out, JSONL file, event log)."""
 
-from .eventlog_sink import AGENT_EVENTS_TOPIC_PREFIX, EventLogSink, agent_events_topic
+from .eventlog_sink import (
+    AGENT_EVENTS_TOPIC_PREFIX,
+    EventLogSink,
+    agent_events_topic,
+    event_of,
+    harn_payload,
+)
 from .jsonl import DEFAULT_ROTATE_BYTES, JsonlEventSink, rotated_path
 from .multi import MultiSink
 from .registry import (
@@ -27,6 +33,8 @@ __all__ = [
     "clear_session_sinks",
     "default_registry",
     "emit_event",
+    "event_of",
+    "harn_payload",
     "register_sink",
     "reset_all_sinks",
     "rotated_path",

@@ -1,7 +1,11 @@
 """``EventLogSink``: persists a session's events to the event log, in emit order.
 
 Topic ``observability.agent_events.<session id, sanitised>``; one record per event with kind = the event's
-``type``, payload ``{index_hint, session_id, event}`` and headers ``{session_id}`` (Harn's format).
+``type`` and headers ``{session_id}`` (Harn's). The payload is the event's serde JSON *without* its
+top-level ``session_id``, which every record of the topic would otherwise repeat (the header has it):
+:func:`event_of` puts it back. Records written before that change (payload
+``{index_hint, session_id, event}``, Harn's own record shape) are read the same way; :func:`harn_payload`
+rebuilds that shape for whoever exports records for Harn's tools. Decision 0019.
 
 Harn's first version spawned one task per append and so lost ordering; here the append is synchronous
 (the log assigns the id in memory and commits in the background), so records are in emit order and the
@@ -15,13 +19,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import orjson
 
 from acp_bridge.eventlog import EventLog, LogRecord, sanitize_topic_component
-from acp_bridge.events.session_event import SessionEvent
+from acp_bridge.events.session_event import RUNTIME_KIND_PREFIX, SessionEvent
 
-__all__ = ["AGENT_EVENTS_TOPIC_PREFIX", "EventLogSink", "agent_events_topic"]
+__all__ = [
+    "AGENT_EVENTS_TOPIC_PREFIX",
+    "EventLogSink",
+    "agent_events_topic",
+    "event_of",
+    "harn_payload",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +57,8 @@ class EventLogSink:
         self.append_errors = 0
         self._headers = {"session_id": session_id}
         # A copy: orjson over-allocates the buffers it returns (>= 4 KiB), and this one lives long.
-        self._session_json = bytes(memoryview(orjson.dumps(session_id)))
+        self._session_field = b'"session_id":%s,' % bytes(memoryview(orjson.dumps(session_id)))
+        self._prefixes: dict[str, tuple[bytes, int]] = {}
         self._last = threading.local()
 
     def handle_event(self, event: SessionEvent) -> None:
@@ -56,14 +68,16 @@ class EventLogSink:
     def append(self, event: SessionEvent) -> int | None:
         """Append ``event`` and return its id (``None`` if the append failed; that is logged)."""
         now = time.time_ns() // 1_000_000
-        # The payload is built as JSON bytes around the event's own serde encoding, so each event
-        # is serialised exactly once on its way to disk.
-        payload = b'{"index_hint":%d,"session_id":%s,"event":%s}' % (
-            now,
-            self._session_json,
-            event.to_json(),
-        )
-        record = LogRecord.from_json(event.type, payload, self._headers, now)
+        # The event is serialised exactly once on its way to disk; only its session_id is cut out.
+        body = event.to_json()
+        kind = event.type
+        cut = self._prefixes.get(kind)
+        if cut is None:
+            cut = self._prefixes[kind] = self._prefix_of(kind)
+        prefix, keep = cut
+        if body.startswith(prefix):
+            body = body[:keep] + body[len(prefix) :]
+        record = LogRecord.from_json(kind, body, self._headers, now)
         try:
             return self.log.append(self.topic, record)
         except Exception as exc:
@@ -77,7 +91,39 @@ class EventLogSink:
                 )
             return None
 
+    def _prefix_of(self, kind: str) -> tuple[bytes, int]:
+        """Where ``session_id`` sits in the serde JSON of events of ``kind``: the bytes that start
+        such an event, and how many of them to keep. Harn events open with ``type`` then
+        ``session_id``, runtime events with ``session_id``; an event that doesn't start this way
+        (or has nothing after its ``session_id``) is stored whole."""
+        if kind.startswith(RUNTIME_KIND_PREFIX):
+            return b"{" + self._session_field, 1
+        opening = b'{"type":%s,' % orjson.dumps(kind)
+        return opening + self._session_field, len(opening)
+
     def last_event_id(self) -> int | None:
         """The id of the last event this thread appended through this sink (``None`` if it failed)."""
         event_id: int | None = getattr(self._last, "event_id", None)
         return event_id
+
+
+def event_of(record: LogRecord) -> Any:
+    """The event JSON (as decoded JSON) that an :class:`EventLogSink` record holds."""
+    payload = record.payload
+    if not isinstance(payload, dict):
+        return payload
+    if "index_hint" in payload and "event" in payload:  # Harn's record shape (older files)
+        return payload["event"]
+    if "session_id" in payload:
+        return payload
+    session_id = record.headers.get("session_id")
+    if not isinstance(session_id, str):
+        return payload
+    return {"session_id": session_id, **payload}
+
+
+def harn_payload(record: LogRecord) -> dict[str, Any]:
+    """The record's payload in Harn's record shape, ``{index_hint, session_id, event}``."""
+    event = event_of(record)
+    session_id = event.get("session_id") if isinstance(event, dict) else None
+    return {"index_hint": record.occurred_at_ms, "session_id": session_id, "event": event}

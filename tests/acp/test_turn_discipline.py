@@ -11,7 +11,7 @@ import pytest
 
 from acp_bridge.agents.base import SessionContext, StopReason
 from acp_bridge.eventlog import LogRecord
-from acp_bridge.sinks import agent_events_topic
+from acp_bridge.sinks import agent_events_topic, event_of
 from tests.support.acp_client import RawAcpClient
 
 from .conftest import (
@@ -127,7 +127,7 @@ async def test_an_abandoned_turn_cannot_emit_after_its_answer(
     texts = chunk_texts(client, sid)
     assert texts == ["next turn"]  # …and nothing of it reached the client or the log
     logged = [
-        e.record.payload["event"].get("content")
+        event_of(e.record).get("content")
         for e in harness.bridge.log.read_range(agent_events_topic(sid))
     ]
     assert "late" not in logged
@@ -343,7 +343,7 @@ async def test_events_from_several_threads_reach_clients_in_log_order(
     ids = [event_id for event_id, _ in wire]
     assert ids == sorted(ids)  # the order of the log, whoever emitted
     logged = {
-        e.id: e.record.payload["event"]["content"]
+        e.id: event_of(e.record)["content"]
         for e in harness.bridge.log.read_range(agent_events_topic(sid))
         if e.record.kind == "agent_message_chunk"
     }

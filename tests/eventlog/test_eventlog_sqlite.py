@@ -36,8 +36,8 @@ def stored_rows(db: Path, topic: str = "t") -> list[tuple[int, bytes]]:
     """What a separate connection, e.g. another process, finds in the file."""
     with closing(sqlite3.connect(db)) as conn:
         return conn.execute(
-            "SELECT event_id, payload FROM events JOIN topics USING (topic_id)"
-            " WHERE name = ? ORDER BY event_id",
+            "SELECT event_key & ((1 << 40) - 1), payload FROM events"
+            " JOIN topics ON event_key >> 40 = topic_id WHERE name = ? ORDER BY event_key",
             (topic,),
         ).fetchall()
 
