@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from acp_bridge._version import __version__
 
-from . import connect_cmd, serve_cmd, translate_cmd
+from . import connect_cmd, log_cmd, serve_cmd, translate_cmd
 
 __all__ = ["build_parser", "main"]
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_parser(subparsers)
     connect_cmd.add_parser(subparsers)
     translate_cmd.add_parser(subparsers)
+    log_cmd.add_parser(subparsers)
     return parser
 
 

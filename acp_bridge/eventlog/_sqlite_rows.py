@@ -23,6 +23,7 @@ import orjson
 from .base import EventLogError
 
 __all__ = [
+    "EVENT_ID_BITS",
     "MAX_EVENT_ID",
     "SCHEMA_VERSION",
     "AtomReader",

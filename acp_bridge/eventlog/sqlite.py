@@ -131,11 +131,11 @@ class SqliteEventLog:
 
         # Ids come from in-memory heads, so a second writer on the same file would hand out the
         # same ids: one process (one instance) per file, enforced by an exclusive lock.
-        self._lock_fd = _acquire_writer_lock(self._path)
+        self._lock_fd = acquire_writer_lock(self._path)
         try:
             writer_conn, reader_conn, heads = self._open(synchronous_setting)
         except BaseException:
-            _release_writer_lock(self._lock_fd)
+            release_writer_lock(self._lock_fd)
             raise
         self._reader: sqlite3.Connection | None = reader_conn
         self._atoms = AtomReader()  # guarded by _reader_lock
@@ -187,7 +187,7 @@ class SqliteEventLog:
         except BaseException:
             reader_conn.close()
             writer_conn.close()
-            _release_writer_lock(self._lock_fd)
+            release_writer_lock(self._lock_fd)
             raise
 
     @property
@@ -459,7 +459,7 @@ class SqliteEventLog:
             self._writer.join()
             self._hub.close()
         finally:
-            _release_writer_lock(self._lock_fd)
+            release_writer_lock(self._lock_fd)
             self._close_done.set()
         with self._lock:
             self._raise_if_failed()
@@ -637,7 +637,7 @@ def _encode_headers(headers: Mapping[str, str]) -> bytes:
     return encoded
 
 
-def _acquire_writer_lock(path: str) -> int | None:
+def acquire_writer_lock(path: str) -> int | None:
     """Take the exclusive lock on ``PATH.lock`` (created next to the database) or fail clearly."""
     if fcntl is None:  # pragma: no cover
         return None
@@ -668,7 +668,8 @@ def _acquire_writer_lock(path: str) -> int | None:
     return fd
 
 
-def _release_writer_lock(fd: int | None) -> None:
+def release_writer_lock(fd: int | None) -> None:
+    """Release a lock taken by :func:`acquire_writer_lock`."""
     if fd is not None:
         with contextlib.suppress(OSError):
             os.close(fd)  # closing the descriptor releases the lock
