@@ -16,6 +16,7 @@ BENCHES = [
     "exec_bench",
     "replay_bench",
     "storage_bench",
+    "load_bench",
     "server_bench",
 ]
 

@@ -1,4 +1,4 @@
-"""Checking the params every family of ACP methods shares (``sessionId``, ``cwd``, ``mcpServers``)."""
+"""Checking the params families of ACP methods share (``sessionId``, ``cwd``, ``mcpServers``, replay mode)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from acp_bridge.rpc.errors import InvalidParams
+from acp_bridge.translate import Profile
 
-__all__ = ["cwd_of", "mcp_servers_of", "session_id_of"]
+__all__ = ["cwd_of", "mcp_servers_of", "replay_mode_of", "session_id_of"]
 
 
 def session_id_of(params: Mapping[str, Any]) -> str:
@@ -42,3 +43,20 @@ def mcp_servers_of(params: Mapping[str, Any]) -> tuple[dict[str, Any], ...] | No
             data={"field": "mcpServers"},
         )
     return tuple(servers)
+
+
+def replay_mode_of(params: Mapping[str, Any], profile: Profile) -> str:
+    """How ``session/load`` replays: ``_meta.acp_bridge.replay`` (``"exact"`` or ``"compact"``),
+    else ``"exact"`` for the Harn profile (Harn replays every event) and ``"compact"`` for the
+    strict one (decision 0020)."""
+    meta = params.get("_meta")
+    ours = meta.get("acp_bridge") if isinstance(meta, Mapping) else None
+    mode = ours.get("replay") if isinstance(ours, Mapping) else None
+    if mode is None:
+        return "exact" if profile is Profile.HARN else "compact"
+    if mode not in ("exact", "compact"):
+        raise InvalidParams(
+            "_meta.acp_bridge.replay must be 'exact' or 'compact'",
+            data={"field": "_meta.acp_bridge.replay"},
+        )
+    return str(mode)

@@ -88,6 +88,11 @@ def bridge_capability_block(profile: Profile | str) -> dict[str, Any]:
             "epoch": True,
             "resultFields": ["_meta.harn.replayedEvents", "_meta.harn.lastEventId"],
             "epochResetField": "_meta.harn.epochReset",
+            # Runs of text chunks replayed as one update per message (stamped with the run's last
+            # event id), or every event as it was sent; the answer says which in _meta.harn.replay.
+            "replayModes": ["exact", "compact"],
+            "replayModeParam": "_meta.acp_bridge.replay",
+            "defaultReplayMode": "exact" if profile is Profile.HARN else "compact",
         },
         # Every session/new, load and resume answer names the session's epoch: event ids are
         # comparable only within one (a recreated log numbers a session from 1 again).

@@ -13,6 +13,7 @@ from typing import Any
 
 from acp_bridge.agents.demo import DemoBackend
 from acp_bridge.events import harn as h
+from tests.support.replay_compare import EXACT
 
 from .conftest import make_harness
 
@@ -87,6 +88,7 @@ async def test_a_recreated_log_gives_the_session_a_new_epoch_and_a_full_replay(
             loaded = await client.call(
                 "session/load",
                 {
+                    **EXACT,
                     "sessionId": "fixed",
                     "cwd": "/work/f",
                     "lastAckedEventId": old_last,

@@ -274,7 +274,7 @@ async def test_an_ack_beyond_the_log_head_still_gets_every_new_event(
         )
         harn = dict(result["_meta"]["harn"])
         assert isinstance(harn.pop("epoch"), str)  # the session's epoch rides beside the ids
-        assert harn == {"replayedEvents": 0, "lastEventId": head}
+        assert harn == {"replay": "compact", "replayedEvents": 0, "lastEventId": head}
         await owner.prompt(sid, "after")
         await loader.wait_for(
             lambda m: (

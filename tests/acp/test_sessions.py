@@ -13,6 +13,7 @@ from acp_bridge.agents.base import SessionContext, StopReason
 from acp_bridge.agents.demo import DemoBackend
 from acp_bridge.translate import Profile
 from tests.support.acp_client import RawAcpClient, ResponseError
+from tests.support.replay_compare import compact_stream
 
 from .conftest import BridgeHarness, ScriptedBackend, make_harness
 
@@ -45,9 +46,17 @@ def session_messages(client: RawAcpClient, sid: str) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize("profile", ["strict", "harn"])
-async def test_load_replays_exactly_the_live_stream(demo: BridgeHarness, profile: str) -> None:
+@pytest.mark.parametrize(
+    ("profile", "mode"),
+    [("strict", "compact"), ("strict", "exact"), ("harn", "exact")],
+)
+async def test_load_replays_exactly_the_live_stream(
+    demo: BridgeHarness, profile: str, mode: str
+) -> None:
+    """Exact: the live stream again. Compact: the live stream with each run of chunks merged."""
     caps = {"_meta": {"harn": {}}} if profile == "harn" else {}
+    default = "exact" if profile == "harn" else "compact"
+    ask = {} if mode == default else {"_meta": {"acp_bridge": {"replay": mode}}}
     async with demo.client(validate=profile == "strict") as live:
         await live.initialize(caps)
         sid = await live.new_session()
@@ -62,7 +71,7 @@ async def test_load_replays_exactly_the_live_stream(demo: BridgeHarness, profile
     async with demo.client(validate=profile == "strict") as loader:
         await loader.initialize(caps)
         response = await loader.request(
-            "session/load", {"sessionId": sid, "cwd": "/tmp/project", "mcpServers": []}
+            "session/load", {"sessionId": sid, "cwd": "/tmp/project", "mcpServers": [], **ask}
         )
         replay = [
             m
@@ -70,6 +79,10 @@ async def test_load_replays_exactly_the_live_stream(demo: BridgeHarness, profile
             if loader.received.index(m) < loader.index_of_response(response["id"])
         ]
     assert response["result"]["_meta"]["harn"]["replayedEvents"] > 0
+    assert response["result"]["_meta"]["harn"]["replay"] == mode
+    if mode == "compact":
+        live_stream = compact_stream(live_stream)
+        assert len(live_stream) < len(session_messages(live, sid))  # the demo turn streams chunks
     # Every replayed message is marked.
     for message in replay:
         if message["method"] == "session/update":
@@ -94,6 +107,14 @@ async def test_load_replays_exactly_the_live_stream(demo: BridgeHarness, profile
         ]
         assert replayed_ids == [m["_harn"]["eventId"] for m in live_stream]
         assert all(m["_harn"]["replayed"] for m in replay)
+    else:
+        replayed_ids = [
+            m["params"]["_meta"]["harn"]["eventId"]
+            for m in replay
+            if m["params"].get("update", {}).get("sessionUpdate") not in user_kinds
+            and "_meta" in m["params"]
+        ]
+        assert replayed_ids == sorted(replayed_ids)  # cursors only move forward
     prompts = [
         m
         for m in replay

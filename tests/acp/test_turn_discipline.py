@@ -13,6 +13,7 @@ from acp_bridge.agents.base import SessionContext, StopReason
 from acp_bridge.eventlog import LogRecord
 from acp_bridge.sinks import agent_events_topic, event_of
 from tests.support.acp_client import RawAcpClient
+from tests.support.replay_compare import EXACT
 
 from .conftest import (
     BridgeHarness,
@@ -160,7 +161,7 @@ async def test_a_turn_survives_its_client_disconnecting(
         await done.wait()
     async with harness.client() as loader:
         await loader.initialize()
-        await loader.call("session/load", {"sessionId": sid, "cwd": "/tmp/project"})
+        await loader.call("session/load", {"sessionId": sid, "cwd": "/tmp/project", **EXACT})
         texts = chunk_texts(loader, sid)
     assert texts == ["finished while nobody watched"]
 
@@ -192,7 +193,7 @@ async def test_load_during_a_running_turn_has_no_gap_and_no_duplicate(
         async with asyncio.timeout(5):
             await halfway.wait()
         load = asyncio.create_task(
-            loader.call("session/load", {"sessionId": sid, "cwd": "/tmp/project"})
+            loader.call("session/load", {"sessionId": sid, "cwd": "/tmp/project", **EXACT})
         )
         resume.set()  # the second half is emitted while the load replays
         async with asyncio.timeout(10):
@@ -285,7 +286,9 @@ async def test_load_of_a_session_that_never_stops_emitting_finishes(
         async with asyncio.timeout(5):
             await flowing.wait()
             # The replay covers the log as it was when the load began; it does not chase the head.
-            result = await loader.call("session/load", {"sessionId": sid, "cwd": "/tmp/project"})
+            result = await loader.call(
+                "session/load", {"sessionId": sid, "cwd": "/tmp/project", **EXACT}
+            )
         snapshot = result["_meta"]["harn"]["lastEventId"]
         assert result["_meta"]["harn"]["replayedEvents"] == snapshot
         await owner.notify("session/cancel", {"sessionId": sid})

@@ -155,3 +155,30 @@ def history(updates: list[tuple[str, Any]]) -> list[dict[str, Any]]:
             dumped["_meta"] = rest
         out.append(dumped)
     return out
+
+
+def compacted(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``history(...)`` of a live stream as a compacted replay shows it: each run of consecutive
+    agent message (or thought) text chunks merged into one with their text joined and the last
+    chunk's other fields (its event id)."""
+    out: list[dict[str, Any]] = []
+    for item in items:
+        kind = item.get("sessionUpdate")
+        content = item.get("content")
+        mergeable = kind in ("agent_message_chunk", "agent_thought_chunk") and (
+            isinstance(content, dict) and content.get("type") == "text"
+        )
+        if mergeable and out and out[-1].get("sessionUpdate") == kind and _is_text(out[-1]):
+            merged = {
+                **item,
+                "content": {**content, "text": out[-1]["content"]["text"] + content["text"]},
+            }
+            out[-1] = merged
+        else:
+            out.append(item)
+    return out
+
+
+def _is_text(item: dict[str, Any]) -> bool:
+    content = item.get("content")
+    return isinstance(content, dict) and content.get("type") == "text"

@@ -256,7 +256,13 @@ async def crash_round(tmp_path: Path, number: int, kill_after: int) -> list[str]
         async with asyncio.timeout(STEP_TIMEOUT), connect(url) as ws:
             client = AcpClient(ws)
             await client.initialize()
-            load = {"sessionId": sid, "cwd": CWD, "mcpServers": [], "lastAckedEventId": 0}
+            load = {
+                "sessionId": sid,
+                "cwd": CWD,
+                "mcpServers": [],
+                "lastAckedEventId": 0,
+                "_meta": {"acp_bridge": {"replay": "exact"}},  # ids compared one by one
+            }
             await client.call("session/load", load)
             replay = list(client.updates)
             result = await client.prompt(sid, f"r{number}-next", NEXT_TURN_CHUNKS)

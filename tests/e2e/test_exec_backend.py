@@ -24,7 +24,7 @@ from acp_bridge.agents.exec import ExecBackend
 from acp_bridge.app import BridgeServer, ServerOptions
 from tests.agents.test_exec import SCRIPTED_CHILD
 
-from .sdk_support import RecordingClient, WireValidator, history, sdk_websocket_client
+from .sdk_support import RecordingClient, WireValidator, compacted, history, sdk_websocket_client
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CWD = "/tmp/project"
@@ -113,7 +113,7 @@ async def test_harn_example_full_turn_with_permission_and_load_replay(tmp_path: 
             await conn.initialize(protocol_version=1)
             await conn.load_session(cwd=CWD, session_id=sid, mcp_servers=[])
         assert wire.violations == []
-        assert history(loader.updates) == history(client.updates)
+        assert history(loader.updates) == compacted(history(client.updates))
 
 
 async def test_harn_example_permission_rejected(tmp_path: Path) -> None:

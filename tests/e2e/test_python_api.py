@@ -29,7 +29,7 @@ from acp_bridge import (
 )
 from examples.python_agent import NotesAgent
 
-from .sdk_support import RecordingClient, WireValidator, history, sdk_websocket_client
+from .sdk_support import RecordingClient, WireValidator, compacted, history, sdk_websocket_client
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "python-api.md"
@@ -163,7 +163,7 @@ async def test_load_replays_the_turn(server: BridgeServer) -> None:
     assert wire.violations == []
     assert loader.permission_requests == []  # history, not a new turn
 
-    assert history(loader.updates) == history(live.updates)
+    assert history(loader.updates) == compacted(history(live.updates))
     users = [u.content.text for _, u in loader.updates if u.session_update == "user_message_chunk"]
     assert users == ["call mom"]
 

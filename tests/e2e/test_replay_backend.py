@@ -19,7 +19,7 @@ from acp_bridge.agents.replay import ReplayBackend
 from acp_bridge.app import BridgeServer, ServerOptions
 from acp_bridge.events.harn import AgentMessageChunk, PersistedAgentEvent, UserMessage
 
-from .sdk_support import RecordingClient, WireValidator, history
+from .sdk_support import RecordingClient, WireValidator, compacted, history
 
 RECORDING = Path(__file__).resolve().parents[2] / "fixtures" / "recordings" / "demo-session.jsonl"
 CWD = "/tmp/demo"
@@ -178,7 +178,7 @@ async def test_load_replays_what_the_live_client_saw(tmp_path: Path) -> None:
         return [{k: v for k, v in p.items() if k != "replayed"} for _, p in client.ext]
 
     assert len(live.updates) > 50
-    assert history(loader.updates) == history(live.updates)
+    assert history(loader.updates) == compacted(history(live.updates))
     assert ext(loader) == ext(live)
     # The live prompts are the session's user messages, in order.
     user = [u.content.text for _, u in loader.updates if u.session_update == "user_message_chunk"]

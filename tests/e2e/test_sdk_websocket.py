@@ -12,7 +12,7 @@ from acp.schema import TextContentBlock
 from acp_bridge.agents.demo import DemoBackend
 from acp_bridge.app import BridgeServer, ServerOptions
 
-from .sdk_support import RecordingClient, history, sdk_websocket_client
+from .sdk_support import RecordingClient, compacted, history, sdk_websocket_client
 
 CWD = "/tmp/project"
 
@@ -102,7 +102,7 @@ async def test_load_replays_what_the_live_client_saw(server: BridgeServer) -> No
     assert wire.violations == []
     assert [s.session_id for s in listed.sessions] == [session.session_id]
 
-    assert history(loader.updates) == history(live.updates)
+    assert history(loader.updates) == compacted(history(live.updates))
     user = [u for _, u in loader.updates if u.session_update == "user_message_chunk"]
     assert [u.content.text for u in user] == ["Refactor the parser"]
 

@@ -75,9 +75,14 @@ def texts(wire: Wire, session_id: str) -> list[str]:
 
 
 async def follow(conn: ClientSideConnection, tail: Tail, session_id: str) -> None:
-    """Initialize, then load (replay and follow) the session."""
+    """Initialize, then load (replay every event as it was, and follow) the session."""
     await conn.initialize(protocol_version=1)
-    await conn.load_session(cwd=str(tail.directory), session_id=session_id, mcp_servers=[])
+    await conn.load_session(
+        cwd=str(tail.directory),
+        session_id=session_id,
+        mcp_servers=[],
+        acp_bridge={"replay": "exact"},  # -> _meta.acp_bridge.replay: these tests count lines
+    )
 
 
 async def test_a_client_follows_appends_live(tmp_path: Path) -> None:
@@ -157,7 +162,9 @@ async def test_a_new_log_becomes_a_listable_session(tmp_path: Path) -> None:
             new = next(s for s in listed.sessions if s.session_id == "new")
             assert new.title == "new (live, read-only)"
             assert new.cwd == cwd
-            await conn.load_session(cwd=cwd, session_id="new", mcp_servers=[])
+            await conn.load_session(
+                cwd=cwd, session_id="new", mcp_servers=[], acp_bridge={"replay": "exact"}
+            )
     assert texts(wire, "new") == ["n0", "n1"]
     assert wire.violations == []
 

@@ -18,7 +18,7 @@ from acp_bridge.rpc.peer import Reply, RequestContext
 
 from ..connection import AcpConnection
 from ..delivery import Attachment
-from ..params import cwd_of, mcp_servers_of, session_id_of
+from ..params import cwd_of, mcp_servers_of, replay_mode_of, session_id_of
 from ..replay import replay_history
 from ..sessions import Session
 from ._common import agent_failure, refuse_when_closing, session_setup, session_update
@@ -77,6 +77,7 @@ async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: Request
     epoch = params.get("epoch")
     if epoch is not None and not isinstance(epoch, str):
         raise InvalidParams("epoch must be a string", data={"field": "epoch"})
+    compact = replay_mode_of(params, conn.profile) == "compact"
     session = _existing_session(conn, params)
     # Ids of another epoch (the log was recreated) say nothing about this history: all of it.
     epoch_reset = epoch is not None and epoch != session.record.epoch
@@ -95,10 +96,12 @@ async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: Request
             conn.profile,
             after,
             upto=conn.sessions.committed_event_id(session.session_id),
+            compact=compact,
         )
         attachment.replayed_through = last
         await conn.sessions.start_backend(session, new=False)
     harn: dict[str, Any] = {
+        "replay": "compact" if compact else "exact",
         "replayedEvents": replayed,
         "lastEventId": last,
         "epoch": session.record.epoch,

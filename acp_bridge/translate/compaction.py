@@ -1,0 +1,111 @@
+"""Compacted replay: consecutive text chunks of a history merged into one event per message.
+
+A long agent session is mostly chunks (a streamed reply is hundreds of them), and a client that loads
+the session shows each message whole anyway. :class:`ReplayCompactor` reads the history's raw events
+(event-log record kind and decoded JSON, before any model is built) and merges every run of
+consecutive chunks that belong together into one event whose text is theirs joined, so replay decodes,
+translates and sends one event per message instead of one per chunk. Each event it gives back carries
+the id of the *last* event it covers: a client that acknowledges it has seen everything up to there,
+so resume cursors stay exact.
+
+A merged run stops growing at :data:`MAX_MERGED_CHARS` characters and the next chunk starts a new one,
+so no replayed message is larger than a client's frame limit would allow (a flood of chunks would
+otherwise become one message of megabytes).
+
+What merges: Harn ``agent_message_chunk`` runs and ``agent_thought_chunk`` runs (the same session,
+nothing but ``type``/``session_id``/``content``), and runtime ``TextDelta`` runs of one run (the merged
+event keeps the last chunk's timestamp). Anything else passes through unchanged and ends a run.
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, TypeAlias
+
+__all__ = ["MAX_MERGED_CHARS", "Compacted", "ReplayCompactor"]
+
+Compacted: TypeAlias = tuple[int, str, Any]
+"""``(id of the last event covered, record kind, raw event JSON)``."""
+
+MAX_MERGED_CHARS: Final = 32 * 1024
+"""Most characters of text one merged event carries."""
+
+_NOTHING: Final[tuple[Compacted, ...]] = ()
+_HARN_CHUNKS: Final = frozenset({"agent_message_chunk", "agent_thought_chunk"})
+_HARN_KEYS: Final = (frozenset({"type", "content"}), frozenset({"type", "session_id", "content"}))
+_TEXT_DELTA: Final = "runtime.TextDelta"
+
+
+def _run_key(kind: str, raw: Any) -> tuple[Any, ...] | None:
+    """What a chunk must share with its neighbours to merge with them; ``None`` if it can't merge."""
+    if type(raw) is not dict:
+        return None
+    if kind in _HARN_CHUNKS:
+        if raw.keys() in _HARN_KEYS and type(raw["content"]) is str:
+            return (kind, raw.get("session_id"))
+        return None
+    if kind == _TEXT_DELTA:
+        runtime = raw.get("runtime")
+        inner = runtime.get("TextDelta") if type(runtime) is dict and len(runtime) == 1 else None
+        if type(inner) is dict and type(inner.get("delta")) is str:
+            return (kind, raw.get("session_id"), frozenset(inner), inner.get("run_id"))
+    return None
+
+
+def _text_of(kind: str, raw: dict[str, Any]) -> str:
+    text: str = raw["content"] if kind in _HARN_CHUNKS else raw["runtime"]["TextDelta"]["delta"]
+    return text
+
+
+def _with_text(kind: str, raw: dict[str, Any], text: str) -> dict[str, Any]:
+    if kind in _HARN_CHUNKS:
+        return {**raw, "content": text}
+    inner = raw["runtime"]["TextDelta"]
+    return {**raw, "runtime": {"TextDelta": {**inner, "delta": text}}}
+
+
+class ReplayCompactor:
+    """Feed it a history's events in id order; it gives back the compacted events, in order.
+
+    Call :meth:`finish` after the last event to get the run still open.
+    """
+
+    __slots__ = ("_key", "_kind", "_last_id", "_last_raw", "_parts", "_size")
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._kind = ""
+        self._last_id = 0
+        self._last_raw: dict[str, Any] = {}
+        self._parts: list[str] = []
+        self._size = 0
+
+    def feed(self, event_id: int, kind: str, raw: Any) -> tuple[Compacted, ...]:
+        """Take the next event; return the events that are complete now (often none)."""
+        key = _run_key(kind, raw)
+        if key is not None and key == self._key:
+            text = _text_of(kind, raw)
+            if self._size + len(text) <= MAX_MERGED_CHARS:
+                self._parts.append(text)
+                self._size += len(text)
+                self._last_id, self._last_raw = event_id, raw
+                return _NOTHING
+        done = self.finish()
+        if key is None:
+            return (*done, (event_id, kind, raw))
+        text = _text_of(kind, raw)
+        self._key, self._kind, self._last_id, self._last_raw = key, kind, event_id, raw
+        self._parts, self._size = [text], len(text)
+        return done
+
+    def finish(self) -> tuple[Compacted, ...]:
+        """End the open run, if any, and return it as one event."""
+        if self._key is None:
+            return _NOTHING
+        parts, self._parts, self._key = self._parts, [], None
+        raw = (
+            self._last_raw
+            if len(parts) == 1
+            else _with_text(self._kind, self._last_raw, "".join(parts))
+        )
+        return ((self._last_id, self._kind, raw),)

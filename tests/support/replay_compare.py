@@ -1,0 +1,50 @@
+"""What a compacted replay should look like, worked out from the live stream a client saw.
+
+Written from the rule, not from the implementation: consecutive ``agent_message_chunk`` (or
+``agent_thought_chunk``) updates of one session with text content become one update whose text is
+theirs joined and whose other fields (event id included) are the last one's.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+MERGED = ("agent_message_chunk", "agent_thought_chunk")
+EXACT = {"_meta": {"acp_bridge": {"replay": "exact"}}}
+"""``session/load`` params that ask for every event as it was sent."""
+
+
+def _chunk_kind(message: dict[str, Any]) -> str | None:
+    if message.get("method") != "session/update":
+        return None
+    update = message["params"]["update"]
+    kind = update.get("sessionUpdate")
+    content = update.get("content")
+    if kind in MERGED and isinstance(content, dict) and content.get("type") == "text":
+        return str(kind)
+    return None
+
+
+def compact_stream(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with each run of chunks merged into its last message."""
+    out: list[dict[str, Any]] = []
+    run_kind: str | None = None
+    run_session: str | None = None
+    for message in messages:
+        kind = _chunk_kind(message)
+        session = message.get("params", {}).get("sessionId")
+        if kind is not None and kind == run_kind and session == run_session:
+            text = out[-1]["params"]["update"]["content"]["text"]
+            merged = copy.deepcopy(message)
+            merged["params"]["update"]["content"]["text"] = text + _text(message)
+            out[-1] = merged
+            continue
+        out.append(message)
+        run_kind, run_session = kind, session
+    return out
+
+
+def _text(message: dict[str, Any]) -> str:
+    text: str = message["params"]["update"]["content"]["text"]
+    return text
