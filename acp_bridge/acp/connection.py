@@ -25,6 +25,7 @@ from acp_bridge.translate import Profile
 
 from .config import BridgeConfig
 from .delivery import Attachment
+from .extensions import ClientExtensions
 from .params import session_id_of
 from .ports import ConnectionHost
 from .sessions import Session, SessionManager
@@ -63,6 +64,8 @@ class AcpConnection:
         self.initialized = False
         self.client_capabilities: Mapping[str, Any] = {}
         self.profile = Profile.STRICT
+        self.extensions = ClientExtensions()
+        """The extension methods the client declared in ``initialize`` (see :meth:`wants`)."""
         self._attachments: dict[str, Attachment] = {}
         self._prompt_handlers: set[asyncio.Task[Any]] = set()
 
@@ -97,6 +100,10 @@ class AcpConnection:
         """Handle notifications of ``method`` (ignored before ``initialize``)."""
         self.peer.add_notification(method, functools.partial(_notify_ready, self, handler))
 
+    def wants(self, method: str) -> bool:
+        """Does the client want messages of ``method``? (Extension methods only when declared.)"""
+        return self.extensions.wants(method)
+
     # --- TurnOwner ---------------------------------------------------------------------------------
 
     @property
@@ -123,7 +130,13 @@ class AcpConnection:
     def attach(self, session: Session) -> Attachment:
         """Attach to ``session`` (replacing an earlier attachment); its gate stays closed."""
         self.detach(session.session_id)
-        attachment = Attachment(session.session_id, self.profile, self.peer, on_closed=self._forget)
+        attachment = Attachment(
+            session.session_id,
+            self.profile,
+            self.peer,
+            on_closed=self._forget,
+            extensions=self.extensions,
+        )
         self._attachments[session.session_id] = attachment
         session.attach(attachment)
         return attachment

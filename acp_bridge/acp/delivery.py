@@ -6,6 +6,8 @@ An :class:`Attachment` is one (connection, session) pair. It enforces, per clien
   response; messages that arrive earlier are held and released right after the response;
 * **tool calls first**: a ``tool_call_update`` for an id this client has not seen is turned into the
   ``tool_call`` (clients drop or mangle updates for unknown ids);
+* **declared extensions only**: an extension notification (``_harn/…``, ``_acp_bridge/…``) reaches
+  the client only if its ``initialize`` declared it (:mod:`acp_bridge.acp.extensions`);
 * **event ids**: each message carries the event-log id of the event it came from (Harn's hub format in
   the harn profile, ``params._meta.harn.eventId`` in strict).
 
@@ -24,6 +26,8 @@ from typing import Any, Protocol
 from acp_bridge.events.session_event import SessionEvent, SessionRuntimeEvent
 from acp_bridge.translate import Message, Profile, encode_message, translate
 from acp_bridge.translate.runtime import RuntimeTranslator, UnmappedRunError
+
+from .extensions import ClientExtensions
 
 __all__ = ["Attachment", "MessageSink", "SessionFanout", "stamp_event_id"]
 
@@ -78,6 +82,12 @@ class Attachment:
     replayed_through: int = 0
     on_closed: Callable[[Attachment], None] | None = None
     """Called when the session closes under this attachment (its connection forgets it)."""
+    extensions: ClientExtensions = field(default_factory=ClientExtensions)
+    """The extension methods the client declared; others are never written to it."""
+
+    def wants(self, method: str) -> bool:
+        """Does this client want messages of ``method``? (Extension methods only when declared.)"""
+        return self.extensions.wants(method)
 
     def deliver(
         self, message: Message, event_id: int | None = None, encoded: bytes | None = None
@@ -87,6 +97,8 @@ class Attachment:
         ``encoded`` is the message already encoded for this attachment's profile, shared by every
         attachment of that profile; it is used unless the message has to be rewritten.
         """
+        if not self.wants(message["method"]):
+            return
         if not self.open:
             self.held.append((event_id, message, encoded))
             return
@@ -141,6 +153,8 @@ class Attachment:
         Waits for room in the connection's outbox instead of overflowing it: a long history is sent
         at the pace the client reads it.
         """
+        if not self.wants(message["method"]):
+            return
         checked = self._ensure_tool_call(message)
         await self.sink.send_wait(encode_message(checked, self.profile))
 

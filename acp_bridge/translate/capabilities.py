@@ -6,11 +6,13 @@ update names and ``_harn/agentEvent`` kinds it can emit (Harn's own lists drifte
 
 ``agentCapabilities._meta.acp_bridge`` describes what the bridge adds on top: where event ids are, the
 ``lastAckedEventId`` resume point of ``session/load``, and the ``_acp_bridge/runtimeEvent`` extension of
-the run-style runtime dialect.
+the run-style runtime dialect, and which extension methods the connection will receive: a client
+gets an extension notification only when it declared it (``EXTENSION_DECLARATION_FIELD``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 from .harn import CONTENT_EXTENSION_FIELDS, ROWS, TOOL_LIFECYCLE_EXTENSION_FIELDS, Route
@@ -19,6 +21,8 @@ from .wire import HARN_AGENT_EVENT_METHOD, SESSION_UPDATE_METHOD, Profile
 
 __all__ = [
     "ACP_SCHEMA_COMPATIBILITY",
+    "EXTENSION_DECLARATION_FIELD",
+    "OFFERED_EXTENSION_METHODS",
     "agent_event_kinds",
     "bridge_capability_block",
     "harn_capability_block",
@@ -30,6 +34,10 @@ ACP_SCHEMA_COMPATIBILITY: Final = (
 )
 AGENT_EVENT_SCHEMA: Final = "https://harnlang.com/spec/harn-extensions/agent-event/v1"
 EXTENSION_CONTRACT: Final = "https://harnlang.com/spec/harn-extensions/v1"
+EXTENSION_DECLARATION_FIELD: Final = "clientCapabilities._meta.acp_bridge.extensions"
+"""Where a client lists the extension methods it wants to receive (names, or ``"namespace/*"``)."""
+OFFERED_EXTENSION_METHODS: Final = (HARN_AGENT_EVENT_METHOD, RUNTIME_EVENT_METHOD)
+"""Every extension notification the bridge can send."""
 
 
 def _routes(profile: Profile) -> list[Route]:
@@ -78,8 +86,13 @@ def harn_capability_block(profile: Profile | str) -> dict[str, Any]:
     }
 
 
-def bridge_capability_block(profile: Profile | str) -> dict[str, Any]:
-    """The value of ``agentCapabilities._meta.acp_bridge`` for a connection speaking ``profile``."""
+def bridge_capability_block(
+    profile: Profile | str, enabled_extensions: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The value of ``agentCapabilities._meta.acp_bridge`` for a connection speaking ``profile``.
+
+    ``enabled_extensions`` are the extension methods this connection declared (and so will receive).
+    """
     profile = Profile(profile)
     return {
         "eventIdField": "_harn.eventId" if profile is Profile.HARN else "params._meta.harn.eventId",
@@ -104,5 +117,10 @@ def bridge_capability_block(profile: Profile | str) -> dict[str, Any]:
                 "kinds": list(RUNTIME_EVENT_KINDS),
                 "forwardsUnknownKinds": True,
             }
+        },
+        "extensions": {
+            "offered": list(OFFERED_EXTENSION_METHODS),
+            "declaredIn": EXTENSION_DECLARATION_FIELD,
+            "enabled": list(enabled_extensions),
         },
     }

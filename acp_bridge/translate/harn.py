@@ -20,6 +20,7 @@ from acp_bridge.events import harn as ev
 from acp_bridge.events.harn import AgentEventBase
 
 from .content import is_content_block
+from .visible_text import sanitize_visible_text
 from .wire import (
     HARN_AGENT_EVENT_METHOD,
     SESSION_UPDATE_METHOD,
@@ -176,12 +177,13 @@ def _dump(model: Any) -> Any:
 
 
 def _agent_message_chunk(e: ev.AgentMessageChunk) -> list[Message]:
-    # Harn also stores a sanitised copy for display; the bridge has no markers to strip, so the
-    # visible text is the chunk itself (as in Harn for plain text).
+    # The display copy, as Harn's adapter computes it: this chunk alone, sanitised as streaming
+    # text (no state across chunks), so visible_text and visible_delta are the same string.
+    visible = sanitize_visible_text(e.content, partial=True)
     block = {
         "type": "text",
         "text": e.content,
-        "_meta": {"harn": {"visible_text": e.content, "visible_delta": e.content}},
+        "_meta": {"harn": {"visible_text": visible, "visible_delta": visible}},
     }
     return [
         session_update(e.session_id, {"sessionUpdate": "agent_message_chunk", "content": block})
@@ -201,7 +203,7 @@ _row(
     "agent_message_chunk",
     [_std("agent_message_chunk")],
     [_std("agent_message_chunk")],
-    "`content` → text block; harn: `_meta.harn.visible_text`/`visible_delta` on the block",
+    "`content` → text block; harn: `_meta.harn.visible_text`/`visible_delta` on the block, both the chunk without hidden blocks (think, tool calls, done, results, planner JSON) per Harn's sanitizer",
     _agent_message_chunk,
     _agent_message_chunk_strict,
 )

@@ -121,7 +121,8 @@ async def test_the_bridge_block_says_where_event_ids_really_are(
         load = await client.call(
             "session/load", {"sessionId": sid, "cwd": "/tmp", "mcpServers": []}
         )
-    assert block == bridge_capability_block(Profile.HARN if harn else Profile.STRICT)
+    enabled = ["_harn/agentEvent"] if harn else []
+    assert block == bridge_capability_block(Profile.HARN if harn else Profile.STRICT, enabled)
     assert block["sessionLoad"]["lastAckedEventId"] is True
     assert block["extensionMethods"]["_acp_bridge/runtimeEvent"]["forwardsUnknownKinds"] is True
     updates = [m for m in client.received if m.get("method") == "session/update"]

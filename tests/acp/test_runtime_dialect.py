@@ -8,6 +8,7 @@ from acp_bridge.agents.base import SessionContext, StopReason
 from acp_bridge.events import SessionRuntimeEvent
 from acp_bridge.events.runtime import parse_runtime_event
 from acp_bridge.sinks import agent_events_topic
+from tests.support.acp_client import declaring
 
 from .conftest import BridgeHarness, ScriptedBackend
 
@@ -45,7 +46,7 @@ async def test_runtime_turn_live_and_replayed(
     harness, backend = scripted
     backend.script = runtime_turn
     async with harness.client() as client:
-        await client.initialize()
+        await client.initialize(declaring("_acp_bridge/runtimeEvent"))
         sid = await client.new_session()
         assert await client.prompt(sid, "what time is it") == {"stopReason": "end_turn"}
         live = [

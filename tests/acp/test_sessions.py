@@ -12,7 +12,7 @@ import pytest
 from acp_bridge.agents.base import SessionContext, StopReason
 from acp_bridge.agents.demo import DemoBackend
 from acp_bridge.translate import Profile
-from tests.support.acp_client import RawAcpClient, ResponseError
+from tests.support.acp_client import RawAcpClient, ResponseError, declaring
 from tests.support.replay_compare import compact_stream
 
 from .conftest import BridgeHarness, ScriptedBackend, make_harness
@@ -228,7 +228,7 @@ async def test_list_reports_titles_and_update_times(demo: BridgeHarness) -> None
 
 async def test_close_frees_the_session(demo: BridgeHarness) -> None:
     async with demo.client() as client:
-        await client.initialize()
+        await client.initialize(declaring("_harn/agentEvent"))
         sid = await client.new_session("/work/c")
         assert await client.call("session/close", {"sessionId": sid}) == {}
         closed = await client.wait_for(
@@ -252,7 +252,7 @@ async def test_close_by_one_client_closes_it_for_every_client(demo: BridgeHarnes
     # closing one: the other client sees session_closed, then -32002 for the session.
     async with demo.client() as closer, demo.client() as watcher:
         await closer.initialize()
-        await watcher.initialize()
+        await watcher.initialize(declaring("_harn/*"))
         sid = await closer.new_session("/work/c2")
         await watcher.call("session/load", {"sessionId": sid, "cwd": "/work/c2"})
         assert await closer.call("session/close", {"sessionId": sid}) == {}

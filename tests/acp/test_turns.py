@@ -16,7 +16,7 @@ from acp_bridge.agents.base import (
 )
 from acp_bridge.events import harn as h
 from acp_bridge.translate import Profile
-from tests.support.acp_client import ClientScript, RawAcpClient, ResponseError
+from tests.support.acp_client import ClientScript, RawAcpClient, ResponseError, declaring
 
 from .conftest import BridgeHarness, ScriptedBackend, make_harness
 
@@ -46,7 +46,7 @@ def assert_turn_well_ordered(client: RawAcpClient, session_id: str, prompt_reque
 
 async def test_full_demo_turn_with_permission_allowed(demo: BridgeHarness) -> None:
     async with demo.client() as client:
-        await client.initialize()
+        await client.initialize(declaring("_harn/agentEvent"))
         sid = await client.new_session()
         response = await client.request(
             "session/prompt",
@@ -71,7 +71,7 @@ async def test_full_demo_turn_with_permission_allowed(demo: BridgeHarness) -> No
         assert edit[-1]["status"] == "completed"
         permission = [m for m in client.received if m.get("method") == "session/request_permission"]
         assert len(permission) == 1
-        # Harn-only events reach a strict client as extension notifications.
+        # Harn-only events reach a strict client that declared them as extension notifications.
         kinds_ext = {
             m["params"]["kind"] for m in client.received if m.get("method") == "_harn/agentEvent"
         }

@@ -12,6 +12,7 @@ from acp.client.connection import ClientSideConnection
 from acp.connection import StreamDirection, StreamEvent
 from acp.schema import (
     AllowedOutcome,
+    ClientCapabilities,
     DeniedOutcome,
     ReadTextFileResponse,
     RequestPermissionResponse,
@@ -20,6 +21,11 @@ from acp.schema import (
 from acp.ws import create_websocket_stream
 
 from tests.support.acp_schema import SchemaViolation, acp_schema
+
+
+def declaring(*extensions: str) -> ClientCapabilities:
+    """SDK client capabilities that declare the given extension methods (see docs/clients.md)."""
+    return ClientCapabilities(field_meta={"acp_bridge": {"extensions": list(extensions)}})
 
 
 class WireValidator:

@@ -24,7 +24,14 @@ from acp_bridge.agents.exec import ExecBackend
 from acp_bridge.app import BridgeServer, ServerOptions
 from tests.agents.test_exec import SCRIPTED_CHILD
 
-from .sdk_support import RecordingClient, WireValidator, compacted, history, sdk_websocket_client
+from .sdk_support import (
+    RecordingClient,
+    WireValidator,
+    compacted,
+    declaring,
+    history,
+    sdk_websocket_client,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CWD = "/tmp/project"
@@ -164,7 +171,9 @@ async def test_runtime_example_full_turn(tmp_path: Path) -> None:
         exec_server(tmp_path, example("runtime_agent.py"), dialect="runtime") as (server, _),
         sdk_websocket_client(server.url, client) as (conn, wire),
     ):
-        await conn.initialize(protocol_version=1)
+        await conn.initialize(
+            protocol_version=1, client_capabilities=declaring("_acp_bridge/runtimeEvent")
+        )
         session = await conn.new_session(cwd=CWD, mcp_servers=[])
         sid = session.session_id
         result = await conn.prompt(session_id=sid, prompt=text("what time is it"))

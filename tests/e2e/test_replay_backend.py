@@ -19,7 +19,7 @@ from acp_bridge.agents.replay import ReplayBackend
 from acp_bridge.app import BridgeServer, ServerOptions
 from acp_bridge.events.harn import AgentMessageChunk, PersistedAgentEvent, UserMessage
 
-from .sdk_support import RecordingClient, WireValidator, compacted, history
+from .sdk_support import RecordingClient, WireValidator, compacted, declaring, history
 
 RECORDING = Path(__file__).resolve().parents[2] / "fixtures" / "recordings" / "demo-session.jsonl"
 CWD = "/tmp/demo"
@@ -96,7 +96,7 @@ async def test_a_full_recorded_turn(tmp_path: Path) -> None:
         replay_server(tmp_path, RECORDING) as url,
         sdk_client(url, client) as (conn, wire),
     ):
-        await conn.initialize(protocol_version=1)
+        await conn.initialize(protocol_version=1, client_capabilities=declaring("_harn/agentEvent"))
         session = await conn.new_session(cwd=CWD, mcp_servers=[])
         result = await conn.prompt(session_id=session.session_id, prompt=prompt("Show me"))
         response_at = len(wire.incoming)

@@ -12,7 +12,7 @@ from acp.schema import TextContentBlock
 from acp_bridge.agents.demo import DemoBackend
 from acp_bridge.app import BridgeServer, ServerOptions
 
-from .sdk_support import RecordingClient, compacted, history, sdk_websocket_client
+from .sdk_support import RecordingClient, compacted, declaring, history, sdk_websocket_client
 
 CWD = "/tmp/project"
 
@@ -53,9 +53,27 @@ async def test_full_turn_with_permission_allowed(
     assert len(client.permission_requests) == 1
     edit = [u for _, u in client.updates if getattr(u, "tool_call_id", "").endswith("-edit")]
     assert edit[-1].status == "completed"
+    # It declared no extension, so it got none (the demo turn has Harn-only events).
+    assert client.ext == []
+    assert {m.get("method") for m in wire.incoming} <= STANDARD_AGENT_METHODS
+    assert_no_sdk_errors(caplog)
+
+
+STANDARD_AGENT_METHODS = {None, "session/update", "session/request_permission", "fs/read_text_file"}
+"""What a client that declared nothing may receive from the demo turn (None: responses)."""
+
+
+async def test_declared_extensions_arrive(server: BridgeServer) -> None:
+    client = RecordingClient(permission="allow")
+    async with asyncio.timeout(20), sdk_websocket_client(server.url, client) as (conn, wire):
+        init = await conn.initialize(protocol_version=1, client_capabilities=declaring("_harn/*"))
+        enabled = init.agent_capabilities.field_meta["acp_bridge"]["extensions"]["enabled"]
+        session = await conn.new_session(cwd=CWD, mcp_servers=[])
+        await conn.prompt(session_id=session.session_id, prompt=prompt("Fix the failing test"))
+    assert wire.violations == []
+    assert enabled == ["_harn/agentEvent"]
     # The SDK strips the "_" of extension methods before calling ext_notification.
     assert {m for m, _ in client.ext} == {"harn/agentEvent"}
-    assert_no_sdk_errors(caplog)
 
 
 async def test_permission_rejected(server: BridgeServer) -> None:

@@ -19,6 +19,14 @@ from acp_bridge.rpc.transport import Transport
 from .acp_schema import acp_schema
 
 TIMEOUT = 10.0
+FS_CAPABILITIES: dict[str, Any] = {"fs": {"readTextFile": True, "writeTextFile": True}}
+
+
+def declaring(*extensions: str, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Client capabilities (fs on, unless ``base``) that declare the given extension methods."""
+    caps = dict(FS_CAPABILITIES if base is None else base)
+    caps["_meta"] = {"acp_bridge": {"extensions": list(extensions)}}
+    return caps
 
 
 class ResponseError(Exception):
@@ -183,11 +191,7 @@ class RawAcpClient:
 
     async def initialize(self, capabilities: dict[str, Any] | None = None, version: int = 1) -> Any:
         """``initialize`` with fs capabilities on by default."""
-        caps = (
-            capabilities
-            if capabilities is not None
-            else {"fs": {"readTextFile": True, "writeTextFile": True}}
-        )
+        caps = capabilities if capabilities is not None else FS_CAPABILITIES
         return await self.call(
             "initialize",
             {

@@ -8,8 +8,10 @@ from acp_bridge._version import __version__
 from acp_bridge.rpc.errors import InvalidParams, InvalidRequest
 from acp_bridge.rpc.peer import RequestContext
 from acp_bridge.translate import bridge_capability_block, harn_capability_block
+from acp_bridge.translate.capabilities import OFFERED_EXTENSION_METHODS
 
 from ..connection import AcpConnection
+from ..extensions import client_extensions
 
 __all__ = ["PROTOCOL_VERSION", "initialize", "register"]
 
@@ -32,8 +34,14 @@ async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestCo
             data={"field": "protocolVersion"},
         )
     caps = params.get("clientCapabilities")
-    conn.client_capabilities = caps if isinstance(caps, dict) else {}
-    conn.profile = conn.host.resolve_profile(conn.client_capabilities)
+    client_capabilities = caps if isinstance(caps, dict) else {}
+    profile = conn.host.resolve_profile(client_capabilities)
+    extensions = client_extensions(client_capabilities, profile)  # may refuse the declaration
+    conn.client_capabilities, conn.profile, conn.extensions = (
+        client_capabilities,
+        profile,
+        extensions,
+    )
     conn.initialized = True
     backend = conn.host.backend
     prompt = backend.prompt_capabilities
@@ -47,7 +55,9 @@ async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestCo
         "sessionCapabilities": {"list": {}, "resume": {}, "close": {}},
         "_meta": {
             "harn": harn_capability_block(conn.profile),
-            "acp_bridge": bridge_capability_block(conn.profile),
+            "acp_bridge": bridge_capability_block(
+                conn.profile, extensions.enabled(OFFERED_EXTENSION_METHODS)
+            ),
         },
     }
     # ACP: the agent answers with the latest version it supports, whatever the client asked.
