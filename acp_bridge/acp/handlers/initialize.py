@@ -33,6 +33,8 @@ async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestCo
         )
     caps = params.get("clientCapabilities")
     conn.client_capabilities = caps if isinstance(caps, dict) else {}
+    info = params.get("clientInfo")
+    conn.client_info = info if isinstance(info, dict) else None
     conn.profile = conn.host.resolve_profile(conn.client_capabilities)
     conn.initialized = True
     backend = conn.host.backend
