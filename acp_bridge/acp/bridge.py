@@ -65,6 +65,7 @@ class AcpBridge:
                 registry=self.registry,
                 backend=self.backend,
                 context_factory=functools.partial(BridgeSessionContext, registry=self.registry),
+                permission_timeout=self.config.permission_timeout,
             )
         return self._sessions
 

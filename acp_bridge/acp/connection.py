@@ -7,7 +7,8 @@ family, and are registered on it with :meth:`AcpConnection.add_method`. Sessions
 :class:`~acp_bridge.acp.sessions.SessionManager` and outlive the connection.
 
 The connection is the :class:`~acp_bridge.acp.ports.TurnOwner` of the turns it prompts: the
-backend's permission, file and terminal requests go to it. Its :class:`~acp_bridge.rpc.principal.Principal` (what its
+backend's file and terminal requests go to it; permission requests go to every controller of the
+session (:mod:`acp_bridge.acp.arbiter`). Its :class:`~acp_bridge.rpc.principal.Principal` (what its
 credentials named, decided by the transport) says what it may call (:mod:`acp_bridge.acp.roles`).
 """
 
@@ -149,7 +150,7 @@ class AcpConnection:
         self.detach(session.session_id)
         attachment = Attachment(session.session_id, self.profile, self.peer, on_closed=self._forget)
         self._attachments[session.session_id] = attachment
-        session.attach(attachment)
+        session.attach(attachment, self)
         return attachment
 
     def detach(self, session_id: str) -> None:

@@ -105,7 +105,10 @@ async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: Request
     }
     if epoch_reset:
         harn["epochReset"] = True
-    result = {**session_setup(conn.host.backend, session), "_meta": {"harn": harn}}
+    result = {
+        **session_setup(conn.host.backend, session),
+        "_meta": {"harn": harn},
+    }
     return Reply(result, then=lambda: _opened(conn, session, attachment))
 
 
@@ -121,7 +124,7 @@ async def session_resume(conn: AcpConnection, params: dict[str, Any], ctx: Reque
     result = {
         **session_setup(conn.host.backend, session),
         "_meta": {
-            "harn": {"epoch": session.record.epoch, "lastEventId": attachment.replayed_through}
+            "harn": {"epoch": session.record.epoch, "lastEventId": attachment.replayed_through},
         },
     }
     return Reply(result, then=lambda: _opened(conn, session, attachment))
@@ -194,8 +197,14 @@ def _opening(
 
 
 def _opened(conn: AcpConnection, session: Session, attachment: Attachment) -> None:
-    """Right after a new/load/resume response: release held messages, announce commands."""
+    """Right after a new/load/resume response: release held messages, announce commands, and ask
+    this client what the session's controllers are being asked."""
     attachment.open_gate()
+    _announce_commands(conn, session, attachment)
+    session.joined(attachment)
+
+
+def _announce_commands(conn: AcpConnection, session: Session, attachment: Attachment) -> None:
     commands = conn.host.backend.commands()
     if not commands:
         return
