@@ -32,6 +32,7 @@ from acp_bridge.eventlog import EventLog, LogRecord
 from acp_bridge.events.harn import ControlOutcome, UserMessage
 from acp_bridge.sinks import EventLogSink, SinkRegistry, agent_events_topic
 
+from . import presence
 from .arbiter import Arbiter, Decision
 from .delivery import Attachment, SessionFanout
 from .journal import SessionJournal
@@ -316,20 +317,23 @@ class Session:
             self.participants[attachment] = participant
 
     def joined(self, attachment: Attachment) -> None:
-        """Right after ``attachment``'s new/load/resume response: ask the newcomer what the
-        session's controllers are being asked."""
+        """Right after ``attachment``'s new/load/resume response: tell the others, and ask the
+        newcomer what the session's controllers are being asked."""
         participant = self.participants.get(attachment)
         if participant is None:
             return
+        presence.announce(self.session_id, participant, "attached", self.participants.items())
         self.arbiter.offer(participant)
 
     def detach(self, attachment: Attachment) -> None:
         """Stop delivering to ``attachment``."""
         self.fanout.detach(attachment)
-        self.participants.pop(attachment, None)
+        participant = self.participants.pop(attachment, None)
+        if participant is not None and attachment.open:
+            presence.announce(self.session_id, participant, "detached", self.participants.items())
 
     def attached(self) -> list[Participant]:
-        """The participants whose session response has been sent."""
+        """The participants whose session response has been sent (the ones presence shows)."""
         return [p for a, p in self.participants.items() if a.open and not p.closed]
 
     def controllers(self) -> list[Participant]:

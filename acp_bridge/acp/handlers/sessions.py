@@ -19,8 +19,9 @@ from acp_bridge.rpc.peer import Reply, RequestContext
 from ..connection import AcpConnection
 from ..delivery import Attachment
 from ..params import cwd_of, mcp_servers_of, session_id_of
+from ..presence import clients_meta
 from ..replay import replay_history
-from ..sessions import Session
+from ..sessions import Session, SessionRecord
 from ._common import agent_failure, refuse_when_closing, session_setup, session_update
 
 __all__ = [
@@ -107,7 +108,7 @@ async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: Request
         harn["epochReset"] = True
     result = {
         **session_setup(conn.host.backend, session),
-        "_meta": {"harn": harn},
+        "_meta": {"harn": harn, "acp_bridge": _presence(conn, session)},
     }
     return Reply(result, then=lambda: _opened(conn, session, attachment))
 
@@ -125,6 +126,7 @@ async def session_resume(conn: AcpConnection, params: dict[str, Any], ctx: Reque
         **session_setup(conn.host.backend, session),
         "_meta": {
             "harn": {"epoch": session.record.epoch, "lastEventId": attachment.replayed_through},
+            "acp_bridge": _presence(conn, session),
         },
     }
     return Reply(result, then=lambda: _opened(conn, session, attachment))
@@ -159,10 +161,25 @@ async def session_list(conn: AcpConnection, params: dict[str, Any], ctx: Request
         records, next_cursor = conn.sessions.list(cwd, cursor)
     except ValueError as exc:
         raise InvalidParams(str(exc)) from None
-    result: dict[str, Any] = {"sessions": [r.info() for r in records]}
+    result: dict[str, Any] = {"sessions": [_list_item(conn, r) for r in records]}
     if next_cursor is not None:
         result["nextCursor"] = next_cursor
     return result
+
+
+def _list_item(conn: AcpConnection, record: SessionRecord) -> dict[str, Any]:
+    """A ``SessionInfo``, with the clients attached to it (when it is live) in ``_meta``."""
+    info = record.info()
+    session = conn.sessions.live(record.session_id)
+    if session is not None:
+        info["_meta"] = {"acp_bridge": clients_meta(session.attached())}
+    return info
+
+
+def _presence(conn: AcpConnection, session: Session) -> dict[str, Any]:
+    """The clients attached to ``session``, this one included (its response is on its way)."""
+    others = [p for p in session.attached() if p is not conn]
+    return clients_meta([*others, conn])
 
 
 def _existing_session(conn: AcpConnection, params: Mapping[str, Any]) -> Session:
@@ -197,8 +214,8 @@ def _opening(
 
 
 def _opened(conn: AcpConnection, session: Session, attachment: Attachment) -> None:
-    """Right after a new/load/resume response: release held messages, announce commands, and ask
-    this client what the session's controllers are being asked."""
+    """Right after a new/load/resume response: release held messages, announce commands, tell
+    the other clients, and ask this one what the session's controllers are being asked."""
     attachment.open_gate()
     _announce_commands(conn, session, attachment)
     session.joined(attachment)
