@@ -221,8 +221,10 @@ class BridgeServer:
         """Run until SIGINT or SIGTERM (or cancellation), then shut down gracefully; SIGHUP re-reads
         the tokens file."""
         stop = asyncio.Event()
+        # Only with a tokens file: otherwise SIGHUP keeps its usual meaning (end the process).
+        hangup = getattr(signal, "SIGHUP", None) if self.options.tokens_file else None
         try:
-            with _on_stop_signals(stop.set), _on_signal(signal.SIGHUP, self.reload_tokens):
+            with _on_stop_signals(stop.set), _on_signal(hangup, self.reload_tokens):
                 await stop.wait()
         finally:
             await self.stop()
@@ -245,17 +247,19 @@ def _on_stop_signals(callback: Callable[[], None]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _on_signal(sig: signal.Signals, callback: Callable[[], object]) -> Iterator[None]:
-    """Call ``callback`` on ``sig`` while inside (where the loop supports signal handlers)."""
+def _on_signal(sig: signal.Signals | None, callback: Callable[[], object]) -> Iterator[None]:
+    """Call ``callback`` on ``sig`` while inside (where the loop supports signal handlers; ``None``
+    installs nothing)."""
     loop = asyncio.get_running_loop()
     installed = False
-    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-        loop.add_signal_handler(sig, callback)
-        installed = True
+    if sig is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, callback)
+            installed = True
     try:
         yield
     finally:
-        if installed:
+        if installed and sig is not None:
             loop.remove_signal_handler(sig)
 
 
