@@ -86,3 +86,21 @@ async def test_an_observers_cancel_notification_does_not_stop_the_turn(
         async with asyncio.timeout(5):
             assert await turn == {"stopReason": "end_turn"}
         assert backend.cancels == 0
+
+
+async def test_an_observers_mcp_servers_do_not_reconfigure_the_session(
+    scripted: tuple[BridgeHarness, ScriptedBackend],
+) -> None:
+    harness, _ = scripted
+    servers = [{"name": "evil", "command": "/bin/evil", "args": [], "env": []}]
+    async with (
+        harness.client(principal=LAPTOP) as owner,
+        harness.client(principal=DASHBOARD) as watcher,
+    ):
+        await owner.initialize()
+        sid = await owner.new_session()
+        await watcher.initialize()
+        await watcher.call("session/load", {"sessionId": sid, "cwd": "/", "mcpServers": servers})
+        session = harness.bridge.sessions.live(sid)
+        assert session is not None
+        assert session.mcp_servers == ()

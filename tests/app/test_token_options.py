@@ -30,3 +30,8 @@ def test_a_bad_tokens_file_fails_before_the_event_log_is_opened(tmp_path: Path) 
     with pytest.raises(TokenFileError, match="cannot read tokens file"):
         BridgeServer(DemoBackend(), options)
     assert not log.exists()
+
+
+def test_a_negative_permission_timeout_is_refused() -> None:
+    with pytest.raises(ValueError, match="permission timeout"):
+        ServerOptions(permission_timeout=-1).bridge_config()

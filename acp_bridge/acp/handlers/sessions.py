@@ -191,7 +191,8 @@ def _existing_session(conn: AcpConnection, params: Mapping[str, Any]) -> Session
     session = conn.sessions.get(session_id)
     if session is None:
         raise ResourceNotFound("unknown session", data={"sessionId": session_id})
-    if mcp_servers is not None:
+    if mcp_servers is not None and conn.principal.controls:
+        # An observer watches the agent; the MCP servers it lists do not reconfigure it.
         session.mcp_servers = mcp_servers
     return session
 
