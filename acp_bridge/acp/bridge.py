@@ -17,6 +17,7 @@ from typing import Any
 from acp_bridge._version import __version__
 from acp_bridge.agents.base import CANCEL_GRACE_SECONDS, AgentBackend, SessionContext
 from acp_bridge.eventlog import EventLog
+from acp_bridge.rpc.principal import ANONYMOUS, Principal
 from acp_bridge.rpc.transport import CloseReason, Transport
 from acp_bridge.sinks import SinkRegistry, agent_events_topic, default_registry
 from acp_bridge.translate import Profile
@@ -64,6 +65,7 @@ class AcpBridge:
                 registry=self.registry,
                 backend=self.backend,
                 context_factory=functools.partial(BridgeSessionContext, registry=self.registry),
+                permission_timeout=self.config.permission_timeout,
             )
         return self._sessions
 
@@ -99,15 +101,21 @@ class AcpBridge:
         return Profile.HARN if isinstance(meta, Mapping) and "harn" in meta else Profile.STRICT
 
     async def handle_connection(
-        self, transport: Transport, connection_id: str | None = None
+        self,
+        transport: Transport,
+        connection_id: str | None = None,
+        *,
+        principal: Principal = ANONYMOUS,
     ) -> None:
-        """Serve ACP on ``transport`` until it ends."""
+        """Serve ACP on ``transport`` until it ends, for ``principal`` (what its credentials
+        named, decided by the transport's authentication; a controller by default)."""
         connection = AcpConnection(
             transport,
             host=self,
             sessions=self.sessions,  # created here, before any handler runs, if not yet
             config=self.config,
             connection_id=connection_id,
+            principal=principal,
         )
         register_all(connection)
         self.connections.add(connection)

@@ -24,3 +24,12 @@ class BridgeConfig:
     """Bytes that may wait for one client at once; past this it is disconnected immediately."""
     client_request_timeout: float = 120.0
     """How long file and terminal requests to the client may take."""
+    permission_timeout: float = 300.0
+    """Seconds a permission request waits for a controller to attach while none is attached; then
+    it is answered ``cancelled``."""
+
+    def __post_init__(self) -> None:
+        if not self.permission_timeout >= 0:
+            raise ValueError(
+                f"the permission timeout must be 0 or more seconds, not {self.permission_timeout}"
+            )

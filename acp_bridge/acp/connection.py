@@ -7,19 +7,23 @@ family, and are registered on it with :meth:`AcpConnection.add_method`. Sessions
 :class:`~acp_bridge.acp.sessions.SessionManager` and outlive the connection.
 
 The connection is the :class:`~acp_bridge.acp.ports.TurnOwner` of the turns it prompts: the
-backend's permission, file and terminal requests go to it.
+backend's file and terminal requests go to it; permission requests go to every controller of the
+session (:mod:`acp_bridge.acp.arbiter`). Its :class:`~acp_bridge.rpc.principal.Principal` (what its
+credentials named, decided by the transport) says what it may call (:mod:`acp_bridge.acp.roles`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from acp_bridge.rpc.errors import InvalidRequest, ResourceNotFound
 from acp_bridge.rpc.peer import JsonRpcPeer, RequestContext
+from acp_bridge.rpc.principal import ANONYMOUS, Principal
 from acp_bridge.rpc.transport import CloseReason, Transport
 from acp_bridge.translate import Profile
 
@@ -28,9 +32,12 @@ from .delivery import Attachment
 from .extensions import ClientExtensions
 from .params import session_id_of
 from .ports import ConnectionHost
+from .roles import check_allowed, may_notify
 from .sessions import Session, SessionManager
 
 __all__ = ["AcpConnection", "MethodHandler", "NotificationHandler"]
+
+logger = logging.getLogger(__name__)
 
 MethodHandler = Callable[["AcpConnection", dict[str, Any], RequestContext], Awaitable[Any]]
 """An ACP request handler: the connection, the params, the request's context."""
@@ -49,8 +56,10 @@ class AcpConnection:
         sessions: SessionManager,
         config: BridgeConfig,
         connection_id: str | None = None,
+        principal: Principal = ANONYMOUS,
     ):
         self.host = host
+        self.principal = principal
         self.sessions = sessions
         self.connection_id = connection_id or uuid.uuid4().hex
         self.peer = JsonRpcPeer(
@@ -63,6 +72,7 @@ class AcpConnection:
         )
         self.initialized = False
         self.client_capabilities: Mapping[str, Any] = {}
+        self.client_info: Mapping[str, Any] | None = None
         self.profile = Profile.STRICT
         self.extensions = ClientExtensions()
         """The extension methods the client declared in ``initialize`` (see :meth:`wants`)."""
@@ -90,7 +100,9 @@ class AcpConnection:
         # smaller object (idle memory per connection is a measured budget).
         self.peer.add_method(
             method,
-            functools.partial(_call_ready if not before_initialize else _call_any, self, handler),
+            functools.partial(
+                _call_ready if not before_initialize else _call_any, self, method, handler
+            ),
             inline=inline,
             on_arrival=on_arrival,
             answers_own_cancel=answers_own_cancel,
@@ -98,7 +110,7 @@ class AcpConnection:
 
     def add_notification(self, method: str, handler: NotificationHandler) -> None:
         """Handle notifications of ``method`` (ignored before ``initialize``)."""
-        self.peer.add_notification(method, functools.partial(_notify_ready, self, handler))
+        self.peer.add_notification(method, functools.partial(_notify_ready, self, method, handler))
 
     def wants(self, method: str) -> bool:
         """Does the client want messages of ``method``? (Extension methods only when declared.)"""
@@ -125,6 +137,12 @@ class AcpConnection:
         """This connection's attachment to a session, if it opened it."""
         return self._attachments.get(session_id)
 
+    # --- Participant -------------------------------------------------------------------------------
+
+    def wants_extension(self, method: str) -> bool:
+        """Whether the client declared the extension notification ``method`` (see :meth:`wants`)."""
+        return self.extensions.wants(method)
+
     # --- attachments -------------------------------------------------------------------------------
 
     def attach(self, session: Session) -> Attachment:
@@ -138,7 +156,7 @@ class AcpConnection:
             extensions=self.extensions,
         )
         self._attachments[session.session_id] = attachment
-        session.attach(attachment)
+        session.attach(attachment, self)
         return attachment
 
     def detach(self, session_id: str) -> None:
@@ -192,21 +210,35 @@ class AcpConnection:
 
 
 async def _call_ready(
-    conn: AcpConnection, handler: MethodHandler, params: dict[str, Any], ctx: RequestContext
+    conn: AcpConnection,
+    method: str,
+    handler: MethodHandler,
+    params: dict[str, Any],
+    ctx: RequestContext,
 ) -> Any:
     if not conn.initialized:
         raise InvalidRequest("initialize must be the first request on a connection")
+    check_allowed(conn.principal, method)
     return await handler(conn, params, ctx)
 
 
 async def _call_any(
-    conn: AcpConnection, handler: MethodHandler, params: dict[str, Any], ctx: RequestContext
+    conn: AcpConnection,
+    method: str,
+    handler: MethodHandler,
+    params: dict[str, Any],
+    ctx: RequestContext,
 ) -> Any:
+    check_allowed(conn.principal, method)
     return await handler(conn, params, ctx)
 
 
 async def _notify_ready(
-    conn: AcpConnection, handler: NotificationHandler, params: dict[str, Any]
+    conn: AcpConnection, method: str, handler: NotificationHandler, params: dict[str, Any]
 ) -> None:
-    if conn.initialized:
-        await handler(conn, params)
+    if not conn.initialized:
+        return
+    if not may_notify(conn.principal, method):
+        logger.debug("ignoring %s from %s (%s)", method, conn.principal.name, conn.principal.role)
+        return
+    await handler(conn, params)

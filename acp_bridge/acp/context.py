@@ -1,14 +1,17 @@
 """The :class:`~acp_bridge.agents.base.SessionContext` the bridge gives a backend.
 
-``emit`` goes through the sink registry (the only path from a backend to a client). Client requests
-(permission, files, terminals) go to the connection that sent the running prompt, gated on the
-capabilities *that* client advertised: an un-advertised method is refused locally with
+``emit`` goes through the sink registry (the only path from a backend to a client). Permission
+requests go to every controller attached to the session through the session's
+:class:`~acp_bridge.acp.arbiter.Arbiter` (first valid answer wins). File and terminal requests go to
+the connection that sent the running prompt, gated on the capabilities *that* client advertised: an
+un-advertised method is refused locally with
 :class:`~acp_bridge.agents.base.CapabilityNotAdvertised`, without sending anything.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -25,15 +28,13 @@ from acp_bridge.rpc.peer import PeerClosed
 from acp_bridge.sinks import SinkRegistry
 from acp_bridge.translate import Profile, strict_tool_call_update
 
-from .ports import TurnOwner
+from .arbiter import Question
+from .ports import Participant, TurnOwner
 from .sessions import Session, Turn
 
-__all__ = ["PERMISSION_TIMEOUT_SECONDS", "BridgeSessionContext"]
+__all__ = ["BridgeSessionContext"]
 
 logger = logging.getLogger(__name__)
-
-PERMISSION_TIMEOUT_SECONDS: Final = 24 * 3600.0
-"""A person decides a permission request; only a cancel or a disconnect ends the wait early."""
 
 _CANCELLED: Final = PermissionOutcome(None, cancelled=True)
 
@@ -43,6 +44,19 @@ def _current_task() -> asyncio.Task[Any] | None:
         return asyncio.current_task()
     except RuntimeError:  # emitted from a thread without an event loop
         return None
+
+
+def _permission_answer(option_ids: set[str], result: Any) -> dict[str, Any] | None:
+    """What a client's answer to a permission request means; ``None`` if it is not valid ACP."""
+    outcome = result.get("outcome") if isinstance(result, dict) else None
+    if not isinstance(outcome, dict):
+        return None
+    if outcome.get("outcome") == "cancelled":
+        return {"outcome": "cancelled"}
+    option_id = outcome.get("optionId")
+    if outcome.get("outcome") == "selected" and option_id in option_ids:
+        return {"outcome": "selected", "optionId": option_id}
+    return None
 
 
 def _capability(caps: Mapping[str, Any], *path: str) -> bool:
@@ -132,49 +146,61 @@ class BridgeSessionContext:
     async def request_permission(
         self, tool_call: Mapping[str, Any], options: Sequence[PermissionOption]
     ) -> PermissionOutcome:
-        """Ask the prompting client; ``cancelled`` when the turn is cancelled or nobody can answer."""
+        """Ask every controller of the session; the first valid answer (:mod:`.arbiter`).
+
+        ``cancelled`` when the turn is cancelled, when no controller attaches in time, or when
+        none gave a valid answer.
+        """
         turn = self._turn
-        owner = self._owner
-        if turn is None or owner is None or turn.cancelled.is_set() or self._abandoned():
+        if turn is None or turn.cancelled.is_set() or self._abandoned():
             return _CANCELLED
         # The request follows everything the turn emitted before it (committed, then sent).
         await self._session.settle()
-        if turn.cancelled.is_set() or owner.closed:
+        if turn.cancelled.is_set():
             return _CANCELLED
-        # A strict client gets a valid ToolCallUpdate; Harn hosts get the backend's dict as is.
-        call = (
-            dict(tool_call) if owner.profile is Profile.HARN else strict_tool_call_update(tool_call)
+        option_ids = {o.option_id for o in options}
+        question = Question(
+            "session/request_permission",
+            functools.partial(self._permission_params, tool_call, options),
+            functools.partial(_permission_answer, option_ids),
+            target={"toolCallId": tool_call.get("toolCallId")},
         )
-        attachment = owner.attachment(self.session_id)
-        if attachment is not None:
-            attachment.ensure_announced(call)
-        params = {
-            "sessionId": self.session_id,
-            "toolCall": call,
-            "options": [{"optionId": o.option_id, "name": o.name, "kind": o.kind} for o in options],
-        }
-        request = asyncio.ensure_future(
-            owner.request("session/request_permission", params, timeout=PERMISSION_TIMEOUT_SECONDS)
-        )
+        request = asyncio.ensure_future(self._session.arbiter.ask(question))
         turn.permission_requests.add(request)
         try:
-            result = await request
+            decision = await request
         except asyncio.CancelledError:
             if turn.cancelled.is_set():
                 return _CANCELLED  # session/cancel: ACP answers pending permissions "cancelled"
             raise
-        except (RpcError, PeerClosed) as exc:
-            logger.info("permission request failed (%s); treating it as cancelled", exc)
-            return _CANCELLED
         finally:
             turn.permission_requests.discard(request)
-        outcome = result.get("outcome") if isinstance(result, dict) else None
-        if isinstance(outcome, dict) and outcome.get("outcome") == "selected":
-            option_id = outcome.get("optionId")
-            if isinstance(option_id, str) and option_id in {o.option_id for o in options}:
-                return PermissionOutcome(option_id)
-        # Anything else, including a malformed answer, fails closed.
+        answer = decision.value
+        if isinstance(answer, dict) and answer.get("outcome") == "selected":
+            return PermissionOutcome(answer["optionId"])
         return _CANCELLED
+
+    def _permission_params(
+        self,
+        tool_call: Mapping[str, Any],
+        options: Sequence[PermissionOption],
+        participant: Participant,
+    ) -> dict[str, Any]:
+        """One controller's copy of a permission request, in its profile."""
+        # A strict client gets a valid ToolCallUpdate; Harn hosts get the backend's dict as is.
+        call = (
+            dict(tool_call)
+            if participant.profile is Profile.HARN
+            else strict_tool_call_update(tool_call)
+        )
+        attachment = participant.attachment(self.session_id)
+        if attachment is not None:
+            attachment.ensure_announced(call)
+        return {
+            "sessionId": self.session_id,
+            "toolCall": call,
+            "options": [{"optionId": o.option_id, "name": o.name, "kind": o.kind} for o in options],
+        }
 
     async def _client_request(
         self, capability: tuple[str, ...], method: str, params: dict[str, Any]

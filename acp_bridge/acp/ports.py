@@ -5,6 +5,8 @@ protocols instead of on the other's class, so no module of ``acp/`` imports anot
 
 * :class:`TurnOwner`: what a running turn (and the backend's session context) needs from the
   connection that sent its ``session/prompt``: its capabilities, its profile, and a way to ask it.
+* :class:`Participant`: a turn owner seen from its session: who it is (principal, ``clientInfo``)
+  and which extension notifications it wants. Permission arbitration and presence work on these.
 * :class:`ConnectionHost`: what a connection needs from the bridge beyond the session manager.
 """
 
@@ -14,11 +16,12 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from acp_bridge.agents.base import AgentBackend
+from acp_bridge.rpc.principal import Principal
 from acp_bridge.translate import Profile
 
 from .delivery import Attachment
 
-__all__ = ["ConnectionHost", "TurnOwner"]
+__all__ = ["ConnectionHost", "Participant", "TurnOwner"]
 
 
 class TurnOwner(Protocol):
@@ -47,6 +50,25 @@ class TurnOwner(Protocol):
         timeout: float | None = None,  # noqa: ASYNC109 - the peer enforces it (and sends $/cancel_request)
     ) -> Any:
         """Send a request to the client and return its result (raises ``RpcError``/``PeerClosed``)."""
+
+
+class Participant(TurnOwner, Protocol):
+    """A connection attached to a session, as the session's arbiter and presence see it."""
+
+    @property
+    def connection_id(self) -> str:
+        """The connection's id (``Acp-Connection-Id`` over WebSocket)."""
+
+    @property
+    def principal(self) -> Principal:
+        """Who its credentials named, and its role."""
+
+    @property
+    def client_info(self) -> Mapping[str, Any] | None:
+        """The ``clientInfo`` it sent in ``initialize``, if any."""
+
+    def wants_extension(self, method: str) -> bool:
+        """Whether it asked for the extension notification ``method`` (``_acp_bridge/…``)."""
 
 
 class ConnectionHost(Protocol):

@@ -29,12 +29,14 @@ from acp_bridge.agents.base import (
     StopReason,
 )
 from acp_bridge.eventlog import EventLog, LogRecord
-from acp_bridge.events.harn import UserMessage
+from acp_bridge.events.harn import ControlOutcome, UserMessage
 from acp_bridge.sinks import EventLogSink, SinkRegistry, agent_events_topic
 
+from . import presence
+from .arbiter import Arbiter, Decision
 from .delivery import Attachment, SessionFanout
 from .journal import SessionJournal
-from .ports import TurnOwner
+from .ports import Participant, TurnOwner
 
 __all__ = [
     "SESSION_INDEX_TOPIC",
@@ -134,6 +136,14 @@ class Session:
             manager.loop_thread,
         )
         self.context = context_factory(self)
+        self.participants: dict[Attachment, Participant] = {}
+        """The connections attached to the session, by attachment."""
+        self.arbiter = Arbiter(
+            record.session_id,
+            self.controllers,
+            idle_timeout=manager.permission_timeout,
+            record=self._record_decision,
+        )
         self.turn_lock = asyncio.Lock()
         self.cancel_generation = 0
         self.current_turn: Turn | None = None
@@ -300,13 +310,57 @@ class Session:
 
     # --- attachments -------------------------------------------------------------------------------
 
-    def attach(self, attachment: Attachment) -> None:
+    def attach(self, attachment: Attachment, participant: Participant | None = None) -> None:
         """Deliver this session's messages to ``attachment`` (gate closed until the response)."""
         self.fanout.attach(attachment)
+        if participant is not None:
+            self.participants[attachment] = participant
+
+    def joined(self, attachment: Attachment) -> None:
+        """Right after ``attachment``'s new/load/resume response: tell the others, and ask the
+        newcomer what the session's controllers are being asked."""
+        participant = self.participants.get(attachment)
+        if participant is None:
+            return
+        presence.announce(self.session_id, participant, "attached", self.participants.items())
+        self.arbiter.offer(participant)
 
     def detach(self, attachment: Attachment) -> None:
         """Stop delivering to ``attachment``."""
         self.fanout.detach(attachment)
+        participant = self.participants.pop(attachment, None)
+        if participant is not None and attachment.open:
+            presence.announce(self.session_id, participant, "detached", self.participants.items())
+
+    def attached(self) -> list[Participant]:
+        """The participants whose session response has been sent (the ones presence shows)."""
+        return [p for a, p in self.participants.items() if a.open and not p.closed]
+
+    def controllers(self) -> list[Participant]:
+        """The attached participants that may answer the agent's questions."""
+        return [p for p in self.attached() if p.principal.controls]
+
+    def _record_decision(self, decision: Decision) -> None:
+        """Log how a question ended, naming who answered (by token name) and what."""
+        who = decision.answered_by
+        actor = (
+            {**who.principal.describe(), "connectionId": who.connection_id}
+            if who is not None
+            else {"name": "acp-bridge", "role": "bridge"}
+        )
+        value = decision.value if isinstance(decision.value, dict) else {}
+        event = ControlOutcome(
+            session_id=self.session_id,
+            control_id=f"ctrl_{uuid.uuid4().hex}",
+            method=decision.method,
+            outcome=str(value.get("outcome", "cancelled")),
+            status="accepted" if decision.decided else "expired",
+            actor=actor,
+            target=dict(decision.target),
+            reason=decision.reason,
+            metadata={"decision": value, "decidedAtMs": decision.decided_at_ms},
+        )
+        self.manager.registry.emit_event(event)
 
 
 class SessionManager:
@@ -319,8 +373,11 @@ class SessionManager:
         registry: SinkRegistry,
         backend: AgentBackend,
         context_factory: Callable[[Session], SessionContext],
+        permission_timeout: float = 300.0,
     ) -> None:
         self.log = log
+        self.permission_timeout = permission_timeout
+        """Seconds a question to the controllers waits for one to attach when none is."""
         self.registry = registry
         self.backend = backend
         self.context_factory = context_factory

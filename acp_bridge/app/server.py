@@ -26,6 +26,7 @@ from acp_bridge.eventlog import EventLog, EventLogError, open_event_log
 from acp_bridge.rpc.transport import Transport
 from acp_bridge.sinks import default_registry
 from acp_bridge.translate import Profile
+from acp_bridge.transports.tokens import TokenEntry, load_token_file
 from acp_bridge.transports.websocket_server import (
     ConnectionInfo,
     WebSocketServer,
@@ -60,6 +61,12 @@ class ServerOptions:
     """``memory`` or ``sqlite:PATH``; ``None`` for the default SQLite file."""
     profile: Profile = Profile.AUTO
     token: str | None = None
+    """A bearer token for one controller."""
+    tokens_file: str | None = None
+    """A TOML file of named tokens with roles (see ``docs/running.md``); re-read on SIGHUP."""
+    permission_timeout: float = 300.0
+    """Seconds a permission request waits for a controller to attach when none is, before it is
+    answered ``cancelled``."""
     allowed_origins: Sequence[str] = field(default_factory=tuple)
     allowed_hosts: Sequence[str] = field(default_factory=tuple)
     """``Host`` values accepted besides loopback names (``NAME`` or ``NAME:PORT``); see
@@ -78,11 +85,16 @@ class ServerOptions:
         """The ACP layer's part of these options (the fields both name alike)."""
         return _project(self, BridgeConfig)
 
-    def websocket_config(self) -> WebSocketServerConfig:
+    def load_tokens(self) -> tuple[TokenEntry, ...]:
+        """The entries of :attr:`tokens_file` (none without one); ``TokenFileError`` if unusable."""
+        return tuple(load_token_file(self.tokens_file)) if self.tokens_file else ()
+
+    def websocket_config(self, tokens: tuple[TokenEntry, ...] = ()) -> WebSocketServerConfig:
         """The WebSocket endpoint's part of these options; a pong may take one ping interval."""
         return _project(
             self,
             WebSocketServerConfig,
+            tokens=tokens,
             allowed_origins=tuple(self.allowed_origins),
             allowed_hosts=tuple(self.allowed_hosts),
             ping_timeout=self.ping_interval,
@@ -130,18 +142,22 @@ class BridgeServer:
         log: EventLog | None = None,
     ):
         self.options = options or ServerOptions()
+        # First: a bad tokens file is the user's mistake, reported before anything is opened.
+        tokens = self.options.load_tokens()
         self.backend = backend
         self._owns_log = log is None
         self.log_spec = self.options.event_log or default_event_log_spec()
         self.log = log if log is not None else open_event_log(self.log_spec)
         self.bridge = _assemble(backend, self.options, self.log)
         self.websocket = WebSocketServer(
-            self.options.websocket_config(), self._handle, health=self.bridge.health
+            self.options.websocket_config(tokens), self._handle, health=self.bridge.health
         )
         self._stopped = False
 
     async def _handle(self, transport: Transport, info: ConnectionInfo) -> None:
-        await self.bridge.handle_connection(transport, connection_id=info.connection_id)
+        await self.bridge.handle_connection(
+            transport, connection_id=info.connection_id, principal=info.principal
+        )
 
     @property
     def url(self) -> str:
@@ -186,11 +202,29 @@ class BridgeServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def serve_until_signalled(self) -> None:
-        """Run until SIGINT or SIGTERM (or cancellation), then shut down gracefully."""
-        stop = asyncio.Event()
+    def reload_tokens(self) -> bool:
+        """Re-read the tokens file (SIGHUP); a bad file is logged and the current tokens stay.
+
+        New connections get the new roles; open ones keep the role they connected with.
+        """
+        if not self.options.tokens_file:
+            return False
         try:
-            with _on_stop_signals(stop.set):
+            tokens = self.options.load_tokens()
+        except ValueError as exc:
+            logger.error("%s; keeping the previous tokens", exc)
+            return False
+        self.websocket.reload_tokens(tokens)
+        return True
+
+    async def serve_until_signalled(self) -> None:
+        """Run until SIGINT or SIGTERM (or cancellation), then shut down gracefully; SIGHUP re-reads
+        the tokens file."""
+        stop = asyncio.Event()
+        # Only with a tokens file: otherwise SIGHUP keeps its usual meaning (end the process).
+        hangup = getattr(signal, "SIGHUP", None) if self.options.tokens_file else None
+        try:
+            with _on_stop_signals(stop.set), _on_signal(hangup, self.reload_tokens):
                 await stop.wait()
         finally:
             await self.stop()
@@ -209,6 +243,23 @@ def _on_stop_signals(callback: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+@contextlib.contextmanager
+def _on_signal(sig: signal.Signals | None, callback: Callable[[], object]) -> Iterator[None]:
+    """Call ``callback`` on ``sig`` while inside (where the loop supports signal handlers; ``None``
+    installs nothing)."""
+    loop = asyncio.get_running_loop()
+    installed = False
+    if sig is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, callback)
+            installed = True
+    try:
+        yield
+    finally:
+        if installed and sig is not None:
             loop.remove_signal_handler(sig)
 
 

@@ -75,7 +75,23 @@ def _add_serving_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
     """Who may connect and how: token, origins, stdio instead of WebSocket, limits."""
-    parser.add_argument("--token", help="require this bearer token (default: $ACP_BRIDGE_TOKEN)")
+    parser.add_argument(
+        "--token",
+        help="require this bearer token, for one controller (default: $ACP_BRIDGE_TOKEN)",
+    )
+    parser.add_argument(
+        "--tokens",
+        metavar="FILE",
+        help="a TOML file of named tokens with roles (controller, observer); re-read on SIGHUP",
+    )
+    parser.add_argument(
+        "--permission-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long a permission request waits for a controller to attach when none is, "
+        "before it is answered cancelled (default 300)",
+    )
     parser.add_argument(
         "--allow-origin",
         action="append",
@@ -125,7 +141,8 @@ def _banner(args: argparse.Namespace, url: str, log_spec: str, agent: str) -> st
         f"  profile:    {args.profile}",
         "",
         "Point an editor at it by running this as the agent command:",
-        f"  acp-bridge connect {url}" + (" --token $ACP_BRIDGE_TOKEN" if args.token else ""),
+        f"  acp-bridge connect {url}"
+        + (" --token $ACP_BRIDGE_TOKEN" if args.token or args.tokens else ""),
         "(Zed: agent_servers in settings.json; JetBrains: ~/.jetbrains/acp.json — see docs/clients.md)",
         "Press Ctrl-C to stop.",
     ]
@@ -143,6 +160,8 @@ async def _serve(args: argparse.Namespace) -> int:
         event_log=args.event_log,
         profile=Profile(args.profile),
         token=args.token,
+        tokens_file=args.tokens,
+        permission_timeout=args.permission_timeout,
         allowed_origins=tuple(args.allow_origin),
         allowed_hosts=tuple(args.allow_host),
         insecure=args.insecure,
@@ -152,7 +171,7 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.stdio:
         await serve_stdio(backend, options)
         return 0
-    server = BridgeServer(backend, options)
+    server = BridgeServer(backend, options)  # a bad tokens file: ValueError, one line
     try:
         await server.start()
     except InsecureBindError as exc:

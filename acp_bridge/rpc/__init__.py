@@ -13,6 +13,7 @@ from .errors import (
     RpcError,
 )
 from .peer import JsonRpcPeer, PeerClosed, Reply, RequestContext
+from .principal import ANONYMOUS, Principal, Role
 from .transport import (
     JSON_NULL,
     CloseReason,
@@ -23,6 +24,7 @@ from .transport import (
 )
 
 __all__ = [
+    "ANONYMOUS",
     "JSON_NULL",
     "AuthRequired",
     "CloseReason",
@@ -35,11 +37,13 @@ __all__ = [
     "MethodNotFound",
     "ParseError",
     "PeerClosed",
+    "Principal",
     "Reply",
     "RequestCancelled",
     "RequestContext",
     "RequestTimeout",
     "ResourceNotFound",
+    "Role",
     "RpcError",
     "Transport",
     "memory_transport_pair",

@@ -23,6 +23,7 @@ __all__ = [
     "ACP_SCHEMA_COMPATIBILITY",
     "EXTENSION_DECLARATION_FIELD",
     "OFFERED_EXTENSION_METHODS",
+    "PRESENCE_METHOD",
     "agent_event_kinds",
     "bridge_capability_block",
     "harn_capability_block",
@@ -36,7 +37,9 @@ AGENT_EVENT_SCHEMA: Final = "https://harnlang.com/spec/harn-extensions/agent-eve
 EXTENSION_CONTRACT: Final = "https://harnlang.com/spec/harn-extensions/v1"
 EXTENSION_DECLARATION_FIELD: Final = "clientCapabilities._meta.acp_bridge.extensions"
 """Where a client lists the extension methods it wants to receive (names, or ``"namespace/*"``)."""
-OFFERED_EXTENSION_METHODS: Final = (HARN_AGENT_EVENT_METHOD, RUNTIME_EVENT_METHOD)
+PRESENCE_METHOD: Final = "_acp_bridge/presence"
+"""Which clients come and go on a session the client has open (sent only to those that declare it)."""
+OFFERED_EXTENSION_METHODS: Final = (HARN_AGENT_EVENT_METHOD, RUNTIME_EVENT_METHOD, PRESENCE_METHOD)
 """Every extension notification the bridge can send."""
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import http
 import ipaddress
 import logging
@@ -30,8 +29,10 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from acp_bridge._version import __version__
+from acp_bridge.rpc.principal import ANONYMOUS, Principal
 from acp_bridge.rpc.transport import CloseReason, Transport
 
+from .tokens import TokenEntry, TokenTable
 from .websocket import WebSocketTransport
 
 __all__ = [
@@ -75,7 +76,10 @@ class WebSocketServerConfig:
     port: int = 8765
     path: str = "/acp"
     token: str | None = None
-    """Bearer token every client must present; ``None`` disables authentication."""
+    """A bearer token for one controller (named ``token``)."""
+    tokens: tuple[TokenEntry, ...] = ()
+    """More bearer tokens, each naming a principal and its role (the ``--tokens`` file). With
+    neither ``token`` nor ``tokens``, authentication is off and every client is a controller."""
     allowed_origins: tuple[str, ...] = ()
     """Exact ``Origin`` values accepted from browsers; requests without ``Origin`` always pass."""
     allowed_hosts: tuple[str, ...] = ()
@@ -114,6 +118,8 @@ class ConnectionInfo:
     user_agent: str | None
     subprotocol: str | None
     """The negotiated subprotocol; a bearer entry is reported as ``acp.bearer`` without the token."""
+    principal: Principal = ANONYMOUS
+    """Who the token named (its name and role); ``anonymous`` controller without authentication."""
 
 
 ConnectionHandler = Callable[[Transport, ConnectionInfo], Awaitable[None]]
@@ -199,17 +205,13 @@ def _bearer_from_authorization(headers: Headers) -> list[str]:
     return tokens
 
 
-def _token_matches(candidate: str, expected: bytes) -> bool:
-    # Header values decode as ISO-8859-1 and may hold any code point below 256.
-    return hmac.compare_digest(candidate.encode("utf-8", "surrogateescape"), expected)
-
-
 class _AcpServerConnection(ServerConnection):
     """A server connection that carries its ``Acp-Connection-Id`` from handshake to handler."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.connection_id = uuid.uuid4().hex
+        self.principal = ANONYMOUS
 
 
 class WebSocketServer:
@@ -225,7 +227,7 @@ class WebSocketServer:
         self.config = config
         self._handler = handler
         self._health = health
-        self._token = config.token.encode() if config.token is not None else None
+        self._tokens = TokenTable.build(config.token, config.tokens)
         self._allowed_hosts: frozenset[tuple[str, int | None]] | None = None
         """``None``: any ``Host`` is accepted (bound beyond loopback, no list given)."""
         if config.allowed_hosts or is_loopback_host(config.host):
@@ -249,7 +251,7 @@ class WebSocketServer:
         if self._server is not None:
             raise RuntimeError("server already started")
         config = self.config
-        if config.token is None and not config.insecure and not is_loopback_host(config.host):
+        if not self._tokens and not config.insecure and not is_loopback_host(config.host):
             raise InsecureBindError(
                 f"refusing to listen on {config.host!r} without a token: anyone who can reach it "
                 "could drive the agent. Set a token, bind to 127.0.0.1, or pass insecure=True "
@@ -341,6 +343,17 @@ class WebSocketServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    def reload_tokens(self, entries: tuple[TokenEntry, ...]) -> None:
+        """Accept these file tokens (plus ``token``) from now on; open connections keep their role.
+
+        ``entries`` is never empty (:func:`~acp_bridge.transports.tokens.load_token_file` refuses a
+        file without tokens), so authentication cannot be switched off this way.
+        """
+        if not entries:
+            raise ValueError("no tokens: authentication cannot be switched off by a reload")
+        self._tokens = TokenTable.build(self.config.token, entries)
+        logger.info("tokens reloaded: %s", ", ".join(e.principal.name for e in entries) or "none")
+
     # Introspection
 
     @property
@@ -389,12 +402,15 @@ class WebSocketServer:
         if origin is not None and origin not in self.config.allowed_origins:
             logger.info("rejected a connection from origin %r", origin)
             return connection.respond(http.HTTPStatus.FORBIDDEN, "Origin not allowed\n")
-        if self._token is not None and not self._authenticated(request.headers):
+        principal = self._principal(request.headers)
+        if principal is None:
             response = connection.respond(
                 http.HTTPStatus.UNAUTHORIZED, "Missing or invalid bearer token\n"
             )
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
+        assert isinstance(connection, _AcpServerConnection)
+        connection.principal = principal
         return None
 
     def _host_allowed(self, host: str, port: int | None) -> bool:
@@ -403,16 +419,16 @@ class WebSocketServer:
             return True
         return (host, None) in allowed or (host, port) in allowed
 
-    def _authenticated(self, headers: Headers) -> bool:
-        assert self._token is not None
+    def _principal(self, headers: Headers) -> Principal | None:
+        """Who the request's token names; ``anonymous`` without authentication, ``None`` if refused."""
+        if not self._tokens:
+            return ANONYMOUS
         candidates = _bearer_from_authorization(headers) + [
             entry[len(BEARER_SUBPROTOCOL_PREFIX) :]
             for entry in _offered_subprotocols(headers)
             if entry.startswith(BEARER_SUBPROTOCOL_PREFIX)
         ]
-        # Compare with every candidate (no early exit) so timing says nothing about which matched.
-        matches = [_token_matches(candidate, self._token) for candidate in candidates]
-        return any(matches)
+        return self._tokens.authenticate(candidates)
 
     def _health_response(self, connection: ServerConnection, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
@@ -421,7 +437,7 @@ class WebSocketServer:
             return response
         try:
             report = {"status": "ok", **(self._health() if self._health is not None else {})}
-            if self._token is not None and not self._authenticated(request.headers):
+            if self._tokens and self._principal(request.headers) is None:
                 # A probe needs only the status; what runs here, and how busy, is for the token.
                 report = {"status": report["status"]}
             body = orjson.dumps(report)
@@ -495,4 +511,5 @@ class WebSocketServer:
             origin=headers.get("Origin"),
             user_agent=headers.get("User-Agent"),
             subprotocol=subprotocol,
+            principal=connection.principal,
         )

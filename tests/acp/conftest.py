@@ -15,6 +15,7 @@ from acp_bridge.agents.base import BaseBackend, SessionContext, StopReason
 from acp_bridge.agents.demo import DemoBackend
 from acp_bridge.eventlog import SqliteEventLog
 from acp_bridge.events import harn as h
+from acp_bridge.rpc.principal import ANONYMOUS, Principal
 from acp_bridge.rpc.transport import memory_transport_pair
 from acp_bridge.sinks import SinkRegistry
 from acp_bridge.translate import Profile
@@ -108,10 +109,14 @@ class BridgeHarness:
 
     @asynccontextmanager
     async def client(
-        self, *, validate: bool = True, script: ClientScript | None = None
+        self,
+        *,
+        validate: bool = True,
+        script: ClientScript | None = None,
+        principal: Principal = ANONYMOUS,
     ) -> AsyncIterator[RawAcpClient]:
         server_side, client_side = memory_transport_pair()
-        task = asyncio.create_task(self.bridge.handle_connection(server_side))
+        task = asyncio.create_task(self.bridge.handle_connection(server_side, principal=principal))
         self.tasks.append(task)
         async with RawAcpClient(client_side, validate=validate, script=script) as client:
             yield client
@@ -121,10 +126,16 @@ class BridgeHarness:
 
 @asynccontextmanager
 async def make_harness(
-    tmp_path: Path, backend: Any, *, profile: Profile = Profile.AUTO, log_name: str = "log.sqlite"
+    tmp_path: Path,
+    backend: Any,
+    *,
+    profile: Profile = Profile.AUTO,
+    log_name: str = "log.sqlite",
+    permission_timeout: float = 300.0,
 ) -> AsyncIterator[BridgeHarness]:
     log = SqliteEventLog(tmp_path / log_name)
-    bridge = AcpBridge(backend, log, registry=SinkRegistry(), config=BridgeConfig(profile=profile))
+    config = BridgeConfig(profile=profile, permission_timeout=permission_timeout)
+    bridge = AcpBridge(backend, log, registry=SinkRegistry(), config=config)
     harness = BridgeHarness(bridge)
     try:
         yield harness

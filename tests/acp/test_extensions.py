@@ -120,7 +120,7 @@ async def test_a_client_that_declared_nothing_gets_only_standard_methods(
     assert replayed == {"session/update"}
     assert {"_harn/agentEvent", "_acp_bridge/runtimeEvent"} <= methods(declared)
     assert init["agentCapabilities"]["_meta"]["acp_bridge"]["extensions"] == {
-        "offered": ["_harn/agentEvent", "_acp_bridge/runtimeEvent"],
+        "offered": ["_harn/agentEvent", "_acp_bridge/runtimeEvent", "_acp_bridge/presence"],
         "declaredIn": "clientCapabilities._meta.acp_bridge.extensions",
         "enabled": [],
     }

@@ -42,6 +42,8 @@ async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestCo
         profile,
         extensions,
     )
+    info = params.get("clientInfo")
+    conn.client_info = info if isinstance(info, dict) else None
     conn.initialized = True
     backend = conn.host.backend
     prompt = backend.prompt_capabilities

@@ -19,8 +19,9 @@ from acp_bridge.rpc.peer import Reply, RequestContext
 from ..connection import AcpConnection
 from ..delivery import Attachment
 from ..params import cwd_of, mcp_servers_of, replay_mode_of, session_id_of
+from ..presence import clients_meta
 from ..replay import replay_history
-from ..sessions import Session
+from ..sessions import Session, SessionRecord
 from ._common import agent_failure, refuse_when_closing, session_setup, session_update
 
 __all__ = [
@@ -108,7 +109,10 @@ async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: Request
     }
     if epoch_reset:
         harn["epochReset"] = True
-    result = {**session_setup(conn.host.backend, session), "_meta": {"harn": harn}}
+    result = {
+        **session_setup(conn.host.backend, session),
+        "_meta": {"harn": harn, "acp_bridge": _presence(conn, session)},
+    }
     return Reply(result, then=lambda: _opened(conn, session, attachment))
 
 
@@ -124,7 +128,8 @@ async def session_resume(conn: AcpConnection, params: dict[str, Any], ctx: Reque
     result = {
         **session_setup(conn.host.backend, session),
         "_meta": {
-            "harn": {"epoch": session.record.epoch, "lastEventId": attachment.replayed_through}
+            "harn": {"epoch": session.record.epoch, "lastEventId": attachment.replayed_through},
+            "acp_bridge": _presence(conn, session),
         },
     }
     return Reply(result, then=lambda: _opened(conn, session, attachment))
@@ -159,10 +164,25 @@ async def session_list(conn: AcpConnection, params: dict[str, Any], ctx: Request
         records, next_cursor = conn.sessions.list(cwd, cursor)
     except ValueError as exc:
         raise InvalidParams(str(exc)) from None
-    result: dict[str, Any] = {"sessions": [r.info() for r in records]}
+    result: dict[str, Any] = {"sessions": [_list_item(conn, r) for r in records]}
     if next_cursor is not None:
         result["nextCursor"] = next_cursor
     return result
+
+
+def _list_item(conn: AcpConnection, record: SessionRecord) -> dict[str, Any]:
+    """A ``SessionInfo``, with the clients attached to it (when it is live) in ``_meta``."""
+    info = record.info()
+    session = conn.sessions.live(record.session_id)
+    if session is not None:
+        info["_meta"] = {"acp_bridge": clients_meta(session.attached())}
+    return info
+
+
+def _presence(conn: AcpConnection, session: Session) -> dict[str, Any]:
+    """The clients attached to ``session``, this one included (its response is on its way)."""
+    others = [p for p in session.attached() if p is not conn]
+    return clients_meta([*others, conn])
 
 
 def _existing_session(conn: AcpConnection, params: Mapping[str, Any]) -> Session:
@@ -174,7 +194,8 @@ def _existing_session(conn: AcpConnection, params: Mapping[str, Any]) -> Session
     session = conn.sessions.get(session_id)
     if session is None:
         raise ResourceNotFound("unknown session", data={"sessionId": session_id})
-    if mcp_servers is not None:
+    if mcp_servers is not None and conn.principal.controls:
+        # An observer watches the agent; the MCP servers it lists do not reconfigure it.
         session.mcp_servers = mcp_servers
     return session
 
@@ -197,8 +218,14 @@ def _opening(
 
 
 def _opened(conn: AcpConnection, session: Session, attachment: Attachment) -> None:
-    """Right after a new/load/resume response: release held messages, announce commands."""
+    """Right after a new/load/resume response: release held messages, announce commands, tell
+    the other clients, and ask this one what the session's controllers are being asked."""
     attachment.open_gate()
+    _announce_commands(conn, session, attachment)
+    session.joined(attachment)
+
+
+def _announce_commands(conn: AcpConnection, session: Session, attachment: Attachment) -> None:
     commands = conn.host.backend.commands()
     if not commands:
         return
