@@ -48,11 +48,19 @@ def step_events(session_id: str, step: int) -> list[SessionEvent]:
             "raw_input": {"path": "README.md"},
         }
     )
-    raws.append({"type": "tool_call_update", "tool_call_id": call, "status": "in_progress"})
     raws.append(
         {
             "type": "tool_call_update",
             "tool_call_id": call,
+            "tool_name": "read_file",
+            "status": "in_progress",
+        }
+    )
+    raws.append(
+        {
+            "type": "tool_call_update",
+            "tool_call_id": call,
+            "tool_name": "read_file",
             "status": "completed",
             "raw_output": {"text": "# README"},
         }
@@ -61,7 +69,9 @@ def step_events(session_id: str, step: int) -> list[SessionEvent]:
 
 
 async def rpc(ws: Any, id_: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    await ws.send(orjson.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params}))
+    await ws.send(
+        orjson.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params}), text=True
+    )
     while True:
         message = orjson.loads(await ws.recv())
         if message.get("id") == id_:
@@ -101,7 +111,8 @@ async def load(log: Path, session_id: str, mode: str) -> tuple[float, int]:
         }
         started = time.perf_counter()
         await ws.send(
-            orjson.dumps({"jsonrpc": "2.0", "id": 2, "method": "session/load", "params": params})
+            orjson.dumps({"jsonrpc": "2.0", "id": 2, "method": "session/load", "params": params}),
+            text=True,  # the bridge ignores binary frames
         )
         frames = 0
         while True:
