@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from acp_bridge.rpc.transport import DEFAULT_EOF_GRACE
 from acp_bridge.translate import Profile
 
 __all__ = ["BridgeConfig"]
@@ -24,6 +25,8 @@ class BridgeConfig:
     """Bytes that may wait for one client at once; past this it is disconnected immediately."""
     client_request_timeout: float = 120.0
     """How long file and terminal requests to the client may take."""
+    eof_grace: float = DEFAULT_EOF_GRACE
+    """Seconds a stdio client's requests may take to be answered after its input ended."""
     permission_timeout: float = 300.0
     """Seconds a permission request waits for a controller to attach while none is attached; then
     it is answered ``cancelled``."""

@@ -69,6 +69,7 @@ class AcpConnection:
             slow_client_grace=config.slow_client_grace,
             outbox_max_bytes=config.outbox_max_bytes,
             request_timeout=config.client_request_timeout,
+            eof_grace=config.eof_grace,
         )
         self.initialized = False
         self.client_capabilities: Mapping[str, Any] = {}

@@ -23,7 +23,7 @@ from acp_bridge.acp import AcpBridge, BridgeConfig
 from acp_bridge.agents.base import AgentBackend, BackendOptions
 from acp_bridge.agents.registry import create_backend
 from acp_bridge.eventlog import EventLog, EventLogError, open_event_log
-from acp_bridge.rpc.transport import Transport
+from acp_bridge.rpc.transport import DEFAULT_EOF_GRACE, Transport
 from acp_bridge.sinks import default_registry
 from acp_bridge.translate import Profile
 from acp_bridge.transports.tokens import TokenEntry, load_token_file
@@ -64,6 +64,8 @@ class ServerOptions:
     """A bearer token for one controller."""
     tokens_file: str | None = None
     """A TOML file of named tokens with roles (see ``docs/running.md``); re-read on SIGHUP."""
+    eof_grace: float = DEFAULT_EOF_GRACE
+    """``serve_stdio``: seconds the requests already read may take to be answered once stdin ends."""
     permission_timeout: float = 300.0
     """Seconds a permission request waits for a controller to attach when none is, before it is
     answered ``cancelled``."""

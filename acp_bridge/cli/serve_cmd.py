@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
+import shlex
+import shutil
 import sys
+from urllib.parse import urlsplit
 
 from acp_bridge._version import __version__
 from acp_bridge.agents.registry import available_backends
+from acp_bridge.eventlog import EventLogError
+from acp_bridge.rpc.transport import DEFAULT_EOF_GRACE
 from acp_bridge.translate import Profile
 
-__all__ = ["add_parser", "run_serve"]
+__all__ = ["add_parser", "connect_command", "run_serve"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,7 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _add_serving_arguments(parser)
     _add_access_arguments(parser)
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="what goes to stderr (default info); debug also shows the traceback of a startup error",
     )
     parser.set_defaults(func=run_serve)
 
@@ -39,7 +48,7 @@ def _add_serving_arguments(parser: argparse.ArgumentParser) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     parser.add_argument(
-        "--port", type=int, default=8765, help="TCP port (default 8765; 0 = any free port)"
+        "--port", type=int, default=8765, help="TCP port, 0-65535 (default 8765; 0 = any free port)"
     )
     parser.add_argument(
         "--agent",
@@ -116,6 +125,14 @@ def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
         "--stdio", action="store_true", help="serve one client on stdin/stdout instead"
     )
     parser.add_argument(
+        "--eof-grace",
+        type=float,
+        default=DEFAULT_EOF_GRACE,
+        metavar="SECONDS",
+        help="--stdio: when stdin ends, how long requests already read may take to be answered "
+        f"before the bridge exits (default {DEFAULT_EOF_GRACE:g})",
+    )
+    parser.add_argument(
         "--max-message-bytes",
         type=int,
         default=32 * 1024 * 1024,
@@ -141,17 +158,68 @@ def _banner(args: argparse.Namespace, url: str, log_spec: str, agent: str) -> st
         f"  profile:    {args.profile}",
         "",
         "Point an editor at it by running this as the agent command:",
-        f"  acp-bridge connect {url}"
-        + (" --token $ACP_BRIDGE_TOKEN" if args.token or args.tokens else ""),
+        "  "
+        + connect_command(
+            url,
+            token=args.token,
+            token_from_env=getattr(args, "token_from_env", False),
+            tokens_file=args.tokens,
+        ),
         "(Zed: agent_servers in settings.json; JetBrains: ~/.jetbrains/acp.json — see docs/clients.md)",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
 
 
+def connect_command(
+    url: str, *, token: str | None, token_from_env: bool = False, tokens_file: str | None = None
+) -> str:
+    """The ``connect`` command line for this server, safe to paste into a shell.
+
+    The program is the running ``acp-bridge`` itself (after ``make serve`` it is
+    ``.venv/bin/acp-bridge``, not on the PATH). A token given with ``--token`` is already on this
+    command line, so it is printed, quoted. One that came from ``$ACP_BRIDGE_TOKEN`` is not copied
+    into the terminal (or a log): ``connect`` reads the same variable. With a tokens file, a quoted
+    placeholder marks where the user's own token goes. Nothing in the line expands to nothing when a
+    variable is unset.
+    """
+    line = f"{shlex.quote(_own_program())} connect {shlex.quote(url)}"
+    if token and not token_from_env:
+        return f"{line} --token {shlex.quote(token)}"
+    if token:
+        return f"{line}    # reads the token from $ACP_BRIDGE_TOKEN: export it first"
+    if tokens_file:
+        return f"{line} --token {shlex.quote(f'<a token from {tokens_file}>')}"
+    return line
+
+
+def _own_program() -> str:
+    # sys.argv[0] is the console script when run as `acp-bridge` (absolute when found on the PATH
+    # or given with a directory); under `python -m acp_bridge` it is a module path, not a command.
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) == "acp-bridge":
+        found = shutil.which("acp-bridge")
+        if found and os.path.realpath(found) == os.path.realpath(argv0):
+            return "acp-bridge"
+        return os.path.abspath(argv0)
+    return "acp-bridge"
+
+
+class _StartupError(Exception):
+    """An operator mistake found while starting: reported as one line, exit 2."""
+
+
+def _insecure_bind_message(host: str) -> str:
+    return (
+        f"refusing to listen on {host!r} without a token: anyone who can reach it could drive the "
+        "agent. Set a token (--token or $ACP_BRIDGE_TOKEN), bind to 127.0.0.1, or pass --insecure "
+        "(e.g. behind an authenticating proxy)"
+    )
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from acp_bridge.app import BridgeServer, ServerOptions, backend_for, serve_stdio
-    from acp_bridge.transports.websocket_server import InsecureBindError
+    from acp_bridge.transports.websocket_server import InsecureBindError, is_loopback_host
 
     backend = backend_for(args.agent, dialect=args.dialect, replay_speed=args.replay_speed)
     options = ServerOptions(
@@ -167,37 +235,97 @@ async def _serve(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         max_message_bytes=args.max_message_bytes,
         slow_client_grace=args.slow_client_grace,
+        eof_grace=args.eof_grace,
     )
     if args.stdio:
         await serve_stdio(backend, options)
         return 0
-    server = BridgeServer(backend, options)  # a bad tokens file: ValueError, one line
+    server = BridgeServer(backend, options)  # a bad tokens file or event log: one line
     try:
         await server.start()
-    except InsecureBindError as exc:
-        print(f"acp-bridge: {exc}", file=sys.stderr)
-        return 2
+    except InsecureBindError:
+        raise _StartupError(_insecure_bind_message(args.host)) from None
     except OSError as exc:
-        print(f"acp-bridge: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 2
+        raise _StartupError(
+            f"cannot listen on {args.host}:{args.port}: {_os_error_text(exc)}"
+        ) from exc
+    if args.insecure and not is_loopback_host(args.host) and not (args.token or args.tokens):
+        logging.getLogger("acp_bridge.cli").warning(
+            "--insecure: listening on %s without a token; anyone who can reach this address can "
+            "drive the agent",
+            args.host,
+        )
     print(_banner(args, server.url, server.log_spec, backend.name), file=sys.stderr, flush=True)
     await server.serve_until_signalled()
     return 0
 
 
+def _os_error_text(exc: OSError) -> str:
+    # "[Errno 98] error while attempting to bind on address ('127.0.0.1', 8765): address already
+    # in use" says it twice; the strerror alone is the sentence, with a hint for the usual cases.
+    hints = {
+        errno.EADDRINUSE: "the port is in use (another acp-bridge? pick another --port, or 0)",
+        errno.EACCES: "permission denied (ports below 1024 need privileges; pick another --port)",
+        errno.EADDRNOTAVAIL: "this machine has no such address (check --host)",
+    }
+    return hints.get(exc.errno or 0) or exc.strerror or str(exc)
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    if not 0 <= args.port <= 65535:
+        raise _StartupError(f"--port must be between 0 and 65535, not {args.port}")
+    if args.eof_grace < 0:
+        raise _StartupError(f"--eof-grace must be 0 or more seconds, not {args.eof_grace}")
+    for origin in args.allow_origin:
+        if not _is_origin(origin):
+            raise _StartupError(
+                f"--allow-origin {origin!r} is not an origin; expected SCHEME://HOST[:PORT] as a "
+                "browser sends it, e.g. https://app.example.com"
+            )
+
+
+def _is_origin(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and parts.path == ""
+        and not parts.query
+        and not parts.fragment
+        and "@" not in parts.netloc
+    )
+
+
 def run_serve(args: argparse.Namespace) -> int:
-    """Run the command."""
+    """Run the command; an operator mistake is one line on stderr and exit code 2."""
     if args.token is None:
         args.token = os.environ.get("ACP_BRIDGE_TOKEN") or None
+        args.token_from_env = args.token is not None
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         stream=sys.stderr,  # stdout belongs to the protocol in --stdio mode
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        _check_arguments(args)
         return asyncio.run(_serve(args))
-    except ValueError as exc:  # a bad --agent or --event-log
-        print(f"acp-bridge: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except (_StartupError, ValueError, EventLogError, OSError, OverflowError) as exc:
+        # A bad --agent/--event-log/--tokens, an event log in use or that cannot be created, an
+        # address that cannot be bound: the operator's to fix, so one sentence and no traceback
+        # (unless asked for).
+        if args.log_level == "debug":
+            logging.getLogger("acp_bridge.cli").debug("startup failed", exc_info=exc)
+        print(f"acp-bridge: {_one_line(exc)}", file=sys.stderr, flush=True)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError) and exc.filename:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    return " ".join(str(exc).split()) or type(exc).__name__

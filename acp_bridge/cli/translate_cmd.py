@@ -27,7 +27,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "processed, and the exit code is 1 if any line was bad."
         ),
     )
-    parser.add_argument("--dialect", choices=["harn", "runtime"], default="harn")
+    parser.add_argument(
+        "--dialect",
+        choices=["harn", "runtime"],
+        default="harn",
+        help="the event vocabulary on stdin: Harn AgentEvent JSON (default) or the run-style "
+        "runtime events (keyed by run_id)",
+    )
     parser.add_argument(
         "--profile",
         choices=["harn", "strict"],

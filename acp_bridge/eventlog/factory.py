@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .base import EventLog
+from .base import EventLog, EventLogError
 from .memory import MemoryEventLog
 from .sqlite import SqliteEventLog
 
@@ -54,6 +54,7 @@ def open_event_log(spec: str) -> EventLog:
 
     Raises:
         ValueError: if ``spec`` matches no accepted form.
+        EventLogError: if the log cannot be created or opened (or is in use by another bridge).
     """
     scheme, _, argument = spec.partition(":")
     backend = _BACKENDS.get(scheme)
@@ -83,7 +84,20 @@ def _open_sqlite(argument: str) -> EventLog:
             )
         synchronous = "FULL" if value.upper() == "FULL" else "NORMAL"
     path = Path(location).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        # mkdir met a file where a directory should be.
+        raise EventLogError(
+            f"cannot create event log {str(path)!r}: {exc.filename or 'a parent'} is a file, "
+            "not a directory"
+        ) from exc
+    except OSError as exc:
+        # /proc, a read-only mount, no permission: the spec is wrong, not the code.
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise EventLogError(
+            f"cannot create the directory of event log {str(path)!r}: {exc.strerror or exc}{where}"
+        ) from exc
     return SqliteEventLog(path, synchronous=synchronous)
 
 

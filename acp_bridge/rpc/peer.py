@@ -102,6 +102,10 @@ NotificationHandler = Callable[[dict[str, Any]], Awaitable[None]]
 """A notification handler; it runs in the receive loop, so it must not wait for long."""
 
 
+_LAST_WRITE_SECONDS: Final = 1.0
+"""At the end of the grace after input ended: how long the answers already queued may take to be
+written."""
+
 _MAX_WRITE_BATCH: Final = 256
 _MAX_WRITE_BYTES: Final = 256 * 1024
 
@@ -158,10 +162,15 @@ class JsonRpcPeer:
         slow_client_grace: float = DEFAULT_SLOW_CLIENT_GRACE,
         outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        eof_grace: float = 0.0,
     ) -> None:
         self.transport = transport
         self.name = name
         self.request_timeout = request_timeout
+        self.eof_grace = eof_grace
+        """Seconds the requests already read may take once the input ended, on a transport whose
+        output outlives its input (see :meth:`run`)."""
+        self._input_ended = False
         self._registry = _Registry()
         self._outbox = Outbox(
             soft_limit=outbox_limit,
@@ -239,16 +248,55 @@ class JsonRpcPeer:
         return self._closed.is_set()
 
     async def run(self) -> None:
-        """Serve the connection until the transport ends or :meth:`close` is called."""
+        """Serve the connection until the transport ends or :meth:`close` is called.
+
+        On a transport whose output outlives its input (``output_outlives_input``: stdio, where
+        stdin may close while stdout is still read), the end of the input is not the end of the
+        conversation: requests already read get up to ``eof_grace`` seconds to be answered and
+        their answers are written before the peer shuts down. What is still unanswered then is
+        logged as a warning.
+        """
         self._writer = asyncio.create_task(self._write_loop(), name=f"{self.name}-writer")
         try:
             while not self._closed.is_set():
                 message = await self.transport.receive()
                 if message is None:
+                    self._input_ended = True
                     break
                 await self._dispatch(message)
+            if (
+                self._input_ended
+                and not self._closed.is_set()
+                and self.eof_grace > 0
+                and getattr(self.transport, "output_outlives_input", False)
+            ):
+                await self._finish_after_input_ended(self.eof_grace)
         finally:
             await self._shutdown()
+
+    async def _finish_after_input_ended(self, grace: float) -> None:
+        # Nothing can answer our own requests any more: fail them now rather than at their timeout,
+        # so the handlers waiting on them (a turn asking for a permission) can finish.
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(PeerClosed(f"{self.name}: the client's input ended"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        handlers = {task for task, _ in self._inflight.values()}
+        if handlers:
+            await asyncio.wait(handlers, timeout=grace)
+        # Answers queued by the handlers go out before the transport is closed; the wait is bounded
+        # by what is left of the grace, and at least a moment for the last answers.
+        await self.drain_for(max(deadline - loop.time(), _LAST_WRITE_SECONDS))
+        unanswered = [f"{ctx.method} (id {ctx.request_id!r})" for _, ctx in self._inflight.values()]
+        if unanswered:
+            logger.warning(
+                "%s: input ended; %d request(s) not answered within %g s: %s",
+                self.name,
+                len(unanswered),
+                grace,
+                ", ".join(unanswered),
+            )
 
     async def wait_closed(self) -> None:
         """Wait until the connection has ended."""
@@ -353,6 +401,8 @@ class JsonRpcPeer:
         """
         if self._closed.is_set():
             raise PeerClosed(f"{self.name}: connection closed")
+        if self._input_ended:
+            raise PeerClosed(f"{self.name}: the client's input ended; it cannot answer")
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future

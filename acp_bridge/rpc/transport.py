@@ -9,7 +9,9 @@ of stream. Since ``None`` means the end, a frame holding JSON ``null`` arrives a
 pre-encodes session updates once and fans the same bytes out to every attached connection.
 
 A transport may also offer ``send_many(messages)``, sending a batch with one write (same frames, fewer
-system calls); the peer uses it when present.
+system calls); the peer uses it when present. A transport whose ``receive`` returning ``None`` ends
+only the input (stdio: stdin closed, stdout still read) says so with ``output_outlives_input = True``;
+the peer then answers what it already read before it closes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 import orjson
 
 __all__ = [
+    "DEFAULT_EOF_GRACE",
     "JSON_NULL",
     "CloseReason",
     "JsonNull",
@@ -32,6 +35,13 @@ __all__ = [
     "decode_message",
     "memory_transport_pair",
 ]
+
+DEFAULT_EOF_GRACE: Final = 30.0
+"""Seconds the requests already read may take to be answered once a stdio peer's input ends.
+
+A script that pipes requests in and closes its end (``echo … | acp-bridge connect URL``) still
+reads the answers; the bound keeps a server that never answers from holding the process forever.
+"""
 
 Outgoing = dict[str, Any] | bytes
 """A message to send: a JSON-RPC object, or its UTF-8 JSON encoding."""

@@ -27,6 +27,7 @@ from websockets.frames import CloseCode
 from websockets.typing import Subprotocol
 
 from acp_bridge._version import __version__
+from acp_bridge.rpc.transport import DEFAULT_EOF_GRACE
 from acp_bridge.transports.stdio import (
     DEFAULT_MAX_MESSAGE_BYTES,
     LineReader,
@@ -74,7 +75,62 @@ def _is_loopback_url(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-async def _pump_stdin(lines: LineReader, websocket: ClientConnection) -> None:
+class _Outstanding:
+    """Ids of the requests relayed to the server and not answered yet.
+
+    The relay moves lines without interpreting them, except for this: at the end of stdin it must
+    know whether answers are still due. Only a line that is a JSON object with ``method`` and ``id``
+    counts as a request; only a frame without ``method`` answers one. Frames are looked at only
+    while something is outstanding, so a relay whose client asked nothing parses nothing.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[bytes, str] = {}
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def describe(self) -> str:
+        """The outstanding requests, for a one-line diagnostic."""
+        return ", ".join(self._ids.values())
+
+    def sent(self, line: bytes) -> None:
+        """Note ``line`` if it is a request."""
+        message = _json_object(line)
+        if message is None or "id" not in message or not isinstance(message.get("method"), str):
+            return
+        self._ids[orjson.dumps(message["id"])] = f"{message['method']} (id {message['id']!r})"
+        self._empty.clear()
+
+    def received(self, data: bytes) -> None:
+        """Forget the request that ``data`` answers, if it answers one."""
+        if not self._ids:
+            return
+        message = _json_object(data)
+        if message is None or "method" in message or "id" not in message:
+            return
+        self._ids.pop(orjson.dumps(message["id"]), None)
+        if not self._ids:
+            self._empty.set()
+
+    async def wait_answered(self) -> None:
+        """Wait until every request has been answered."""
+        await self._empty.wait()
+
+
+def _json_object(data: bytes) -> dict[str, object] | None:
+    try:
+        message = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+async def _pump_stdin(
+    lines: LineReader, websocket: ClientConnection, outstanding: _Outstanding
+) -> None:
     while (line := await lines.readline()) is not None:
         if isinstance(line, Oversized):
             # Never buffered whole, so it cannot be forwarded; the server would refuse it anyway.
@@ -89,10 +145,13 @@ async def _pump_stdin(lines: LineReader, websocket: ClientConnection) -> None:
             # connection (1007) instead of answering one bad message.
             _say("dropped an input line that is not valid UTF-8")
             continue
+        outstanding.sent(line)
         await websocket.send(line, text=True)
 
 
-async def _pump_websocket(websocket: ClientConnection, out: LineWriter) -> None:
+async def _pump_websocket(
+    websocket: ClientConnection, out: LineWriter, outstanding: _Outstanding
+) -> None:
     async for frame in websocket:
         if isinstance(frame, bytes):
             logger.debug("ignoring a binary frame of %d bytes", len(frame))
@@ -108,6 +167,8 @@ async def _pump_websocket(websocket: ClientConnection, out: LineWriter) -> None:
                 continue
         out.write(data + b"\n")
         await out.drain()
+        # Only once written: at the end of stdin, "answered" means the answer is on stdout.
+        outstanding.received(data)
 
 
 def _describe_close(websocket: ClientConnection) -> tuple[int, str]:
@@ -121,14 +182,36 @@ def _describe_close(websocket: ClientConnection) -> tuple[int, str]:
 
 
 async def _relay(
-    websocket: ClientConnection, lines: LineReader, out: LineWriter, stop: asyncio.Event
+    websocket: ClientConnection,
+    lines: LineReader,
+    out: LineWriter,
+    stop: asyncio.Event,
+    eof_grace: float,
 ) -> int:
-    to_server = asyncio.create_task(_pump_stdin(lines, websocket), name="relay stdin")
-    to_client = asyncio.create_task(_pump_websocket(websocket, out), name="relay websocket")
+    outstanding = _Outstanding()
+    to_server = asyncio.create_task(_pump_stdin(lines, websocket, outstanding), name="relay stdin")
+    to_client = asyncio.create_task(
+        _pump_websocket(websocket, out, outstanding), name="relay websocket"
+    )
     stopped = asyncio.create_task(stop.wait(), name="relay stop")
     tasks = (to_server, to_client, stopped)
+    unanswered = ""
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if done == {to_server} and to_server.exception() is None and outstanding and eof_grace > 0:
+            # The client closed stdin right after its last requests (a script piping them in):
+            # it still reads stdout, so the answers due are relayed before we leave (bounded).
+            answered = asyncio.create_task(outstanding.wait_answered(), name="relay answers")
+            try:
+                await asyncio.wait(
+                    (answered, to_client, stopped),
+                    timeout=eof_grace,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                answered.cancel()
+            unanswered = outstanding.describe()
+            done = {task for task in tasks if task.done()}
     finally:
         for task in tasks:
             task.cancel()
@@ -138,11 +221,17 @@ async def _relay(
         # SIGTERM from the editor: tell the server we are leaving rather than vanish (1006).
         await websocket.close(CloseCode.GOING_AWAY)
         return 0
-    if to_server in done and to_server.exception() is None:
+    if to_server in done and to_server.exception() is None and to_client not in done:
         # The editor closed our stdin: it is done with the agent.
         await websocket.close(CloseCode.NORMAL_CLOSURE)
+        if unanswered:
+            _say(f"stdin ended; no answer from the server within {eof_grace:g} s to {unanswered}")
+            return 1
         return 0
-    error = next((task.exception() for task in done if task.exception() is not None), None)
+    error = next(
+        (task.exception() for task in (to_client, to_server) if task in done and task.exception()),
+        None,
+    )
     if error is None or isinstance(error, ConnectionClosed):
         # The close code is only final once the closing handshake is over (bounded by the
         # library's close timeout).
@@ -150,6 +239,9 @@ async def _relay(
         code, message = _describe_close(websocket)
         if message:
             _say(message)
+        if unanswered:
+            _say(f"the connection ended with no answer to {unanswered}")
+            return 1
         return code
     if isinstance(error, OSError):
         # stdout is gone (broken pipe): the editor went away without closing stdin first.
@@ -167,11 +259,13 @@ async def run_relay(
     headers: Mapping[str, str] | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     open_timeout: float = 10.0,
+    eof_grace: float = DEFAULT_EOF_GRACE,
 ) -> int:
     """Relay NDJSON on stdin/stdout to the WebSocket endpoint at ``url``; returns an exit code.
 
     ``token`` (else ``$ACP_BRIDGE_TOKEN``) is sent as ``Authorization: Bearer``. Exits 0 when stdin
-    ends (closing the WebSocket with 1000), on SIGTERM (closing with 1001), or when the server
+    ends (closing the WebSocket with 1000 once the requests relayed so far are answered, or after
+    ``eof_grace`` seconds, then exiting 1 if some were not), on SIGTERM (closing with 1001), or when the server
     closes with 1000/1001; 1, with one line on stderr, when the connection fails or ends
     otherwise. ``stdin_reader``/``stdout_writer`` default to the process's own streams; only
     streams opened here are closed here.
@@ -201,7 +295,20 @@ async def run_relay(
     except InvalidURI as exc:
         _say(f"invalid URL {_display_url(url)!r}: {exc.msg}")
         return 1
-    except (OSError, TimeoutError, InvalidHandshake) as exc:
+    except ConnectionRefusedError:
+        _say(
+            f"cannot connect to {_display_url(url)}: nothing is listening there "
+            "(is `acp-bridge serve` running, on this port?)"
+        )
+        return 1
+    except TimeoutError:
+        _say(f"cannot connect to {_display_url(url)}: no answer within {open_timeout:g} s")
+        return 1
+    except OSError as exc:
+        # "[Errno -2] Name or service not known": the sentence without the number.
+        _say(f"cannot connect to {_display_url(url)}: {exc.strerror or exc}")
+        return 1
+    except InvalidHandshake as exc:
         _say(f"cannot connect to {_display_url(url)}: {exc or type(exc).__name__}")
         return 1
 
@@ -220,7 +327,7 @@ async def run_relay(
             stdin_reader = own_reader if stdin_reader is None else stdin_reader
             stdout_writer = own_writer if stdout_writer is None else stdout_writer
         lines = LineReader(stdin_reader, max_message_bytes)
-        return await _relay(websocket, lines, stdout_writer, stop)
+        return await _relay(websocket, lines, stdout_writer, stop, eof_grace)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGTERM)

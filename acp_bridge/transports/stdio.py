@@ -140,7 +140,12 @@ class NdjsonTransport:
 
     ``read_transport``, when given, is closed by :meth:`close` so that a pending :meth:`receive`
     wakes up with ``None``; without it, a pending receive only ends when the peer closes its end.
+    The end of the input is not the end of the output: messages can still be sent after
+    :meth:`receive` returned ``None``, until :meth:`close`.
     """
+
+    output_outlives_input = True
+    """Stdin closing does not close stdout: the peer may still answer what it read."""
 
     def __init__(
         self,

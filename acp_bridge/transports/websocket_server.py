@@ -126,8 +126,21 @@ ConnectionHandler = Callable[[Transport, ConnectionInfo], Awaitable[None]]
 """Serves one connection; when it returns, the connection is closed normally."""
 
 
+class _DebugOnly(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A connection's logger whose INFO lines are logged at DEBUG."""
+
+    def __init__(self, logger: Any) -> None:
+        super().__init__(logger, {})
+
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self.debug(msg, *args, **kwargs)
+
+
 class InsecureBindError(ValueError):
-    """Refusal to listen beyond loopback without a token (set ``insecure`` to override)."""
+    """Refusal to listen beyond loopback without a token (set ``insecure`` to override).
+
+    The message names the Python option (``insecure=True``); the command says ``--insecure``.
+    """
 
 
 def is_loopback_host(host: str) -> bool:
@@ -394,6 +407,8 @@ class WebSocketServer:
             return connection.respond(http.HTTPStatus.MISDIRECTED_REQUEST, "Host not allowed\n")
         path = urlsplit(request.path).path
         if path == HEALTH_PATH:
+            # A probe every few seconds is not news: its "response sent"/"closed" lines are DEBUG.
+            connection.protocol.logger = _DebugOnly(connection.protocol.logger)
             return self._health_response(connection, request)
         if path != self.config.path:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found\n")

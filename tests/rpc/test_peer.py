@@ -456,3 +456,90 @@ async def test_send_wait_on_a_reader_that_never_reads_ends_after_the_grace_perio
     await client_side.close()
     async with asyncio.timeout(5):
         await run
+
+
+class _Stdio:
+    """A transport like stdio's: the end of the input (``None``) leaves the output open."""
+
+    output_outlives_input = True
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self.sent: asyncio.Queue[Any] = asyncio.Queue()
+        self.closed = False
+
+    async def send(self, message: Any) -> None:
+        if self.closed:
+            raise ConnectionError("closed")
+        await self.sent.put(orjson.loads(message) if isinstance(message, bytes) else message)
+
+    async def receive(self) -> Any:
+        return await self.inbox.get()
+
+    async def close(self, reason: CloseReason = CloseReason.NORMAL, detail: str = "") -> None:
+        self.closed = True
+
+
+async def test_requests_read_before_the_input_ended_are_still_answered() -> None:
+    transport = _Stdio()
+    peer = JsonRpcPeer(transport, name="stdio", eof_grace=30)
+    release = asyncio.Event()
+    refused = asyncio.Event()
+
+    async def slow(params: dict[str, Any], ctx: RequestContext) -> Any:
+        try:
+            await ctx.peer.request("fs/read_text_file", {})
+        except PeerClosed:  # nobody can answer once the input ended: at once, not at the timeout
+            refused.set()
+        await release.wait()
+        return "late"
+
+    peer.add_method("slow", slow)
+    transport.inbox.put_nowait({"jsonrpc": "2.0", "id": 7, "method": "slow"})
+    transport.inbox.put_nowait(None)
+    run = asyncio.create_task(peer.run())
+    async with asyncio.timeout(5):
+        await refused.wait()
+        release.set()
+        answer = await transport.sent.get()
+        while "method" in answer:  # the request, if it went out before the end was seen
+            answer = await transport.sent.get()
+        assert answer == {"jsonrpc": "2.0", "id": 7, "result": "late"}
+        await run
+
+
+async def test_after_the_eof_grace_what_is_unanswered_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport = _Stdio()
+    peer = JsonRpcPeer(transport, name="stdio", eof_grace=0.2)
+
+    async def never(params: dict[str, Any], ctx: RequestContext) -> Any:
+        await asyncio.Event().wait()
+
+    peer.add_method("never", never)
+    transport.inbox.put_nowait({"jsonrpc": "2.0", "id": "x", "method": "never"})
+    transport.inbox.put_nowait(None)
+    with caplog.at_level(logging.WARNING, logger="acp_bridge.rpc.peer"):
+        async with asyncio.timeout(5):
+            await peer.run()
+    assert transport.sent.empty()
+    assert "never (id 'x')" in caplog.text
+
+
+async def test_a_transport_whose_end_is_final_does_not_wait() -> None:
+    server_side, client_side = memory_transport_pair()
+    peer = JsonRpcPeer(server_side, name="ws", eof_grace=30)
+    started = asyncio.Event()
+
+    async def never(params: dict[str, Any], ctx: RequestContext) -> Any:
+        started.set()
+        await asyncio.Event().wait()
+
+    peer.add_method("never", never)
+    run = asyncio.create_task(peer.run())
+    await client_side.send({"jsonrpc": "2.0", "id": 1, "method": "never"})
+    async with asyncio.timeout(5):
+        await started.wait()
+        await client_side.close()
+        await run  # at once, not after 30 s

@@ -468,3 +468,41 @@ def test_is_loopback_host(host: str, loopback: bool) -> None:
 def test_invalid_config_is_rejected(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         WebSocketServerConfig(**kwargs)  # type: ignore[arg-type]
+
+
+class _ClosedConnections(logging.Handler):
+    """Records websockets' per-connection lines and signals each "connection closed"."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.closed: asyncio.Queue[int] = asyncio.Queue()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        if record.getMessage() == "connection closed":
+            self.closed.put_nowait(record.levelno)
+
+
+async def test_healthz_logs_at_debug_other_responses_at_info(start_server: StartServer) -> None:
+    # A load balancer probing every few seconds must not fill the log (issue 15).
+    server = await start_server()
+    recorded = _ClosedConnections()
+    websockets_logger = logging.getLogger("websockets.server")
+    previous = websockets_logger.level
+    websockets_logger.addHandler(recorded)
+    websockets_logger.setLevel(logging.DEBUG)
+    try:
+        async with asyncio.timeout(10):
+            status, _, _ = await http_get(server.port, "/healthz")
+            assert status == 200
+            assert await recorded.closed.get() == logging.DEBUG
+            health_lines = list(recorded.records)
+            status, _, _ = await http_get(server.port, "/elsewhere")
+            assert status == 404
+            assert await recorded.closed.get() == logging.INFO
+    finally:
+        websockets_logger.removeHandler(recorded)
+        websockets_logger.setLevel(previous)
+    assert [r.getMessage() for r in health_lines if r.levelno >= logging.INFO] == []
+    assert any(r.getMessage().startswith("HTTP response sent (200") for r in health_lines)
