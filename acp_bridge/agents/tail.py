@@ -69,6 +69,7 @@ from acp_bridge.sinks.jsonl import rotated_path
 
 from ._jsonl_files import (
     DEFAULT_MAX_LINE_BYTES,
+    LOG_SUFFIX,
     BadLineReporter,
     FileFollower,
     FollowResult,
@@ -154,6 +155,8 @@ class TailBackend(BaseBackend):
         self._host: BackendHost | None = None
         self._followers: dict[str, _Follower] = {}
         self._ignored: set[str] = set()
+        self._misnamed: set[str] = set()
+        """``.jsonl`` files in the directory that are not Harn log names (each reported once)."""
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._rounds = asyncio.Condition()
@@ -283,6 +286,7 @@ class TailBackend(BaseBackend):
         for name in sorted(names):
             parsed = parse_log_name(name)
             if parsed is None:
+                self._report_misnamed(name)
                 continue
             if parsed.rotation_of is not None:
                 owner = parsed.rotation_of[0]
@@ -291,6 +295,18 @@ class TailBackend(BaseBackend):
             sid = parsed.session_id
             if sid not in self._followers and sid not in self._ignored:
                 self._follow(sid, self.directory / name)
+
+    def _report_misnamed(self, name: str) -> None:
+        # A JSONL file here is most likely a log the user expects to see; say why it is not
+        # followed. Other files (locks, notes) are nobody's business.
+        if not name.endswith(LOG_SUFFIX) or name in self._misnamed:
+            return
+        self._misnamed.add(name)
+        logger.warning(
+            "tail: not following %s: only files named %s are session logs",
+            self.directory / name,
+            session_log_name("<session id>"),
+        )
 
     def _follow(self, session_id: str, base: Path) -> None:
         host = self._host

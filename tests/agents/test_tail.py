@@ -124,6 +124,25 @@ async def test_new_logs_become_sessions_and_ambiguous_names(tmp_path: Path) -> N
         assert host.texts("c") == ["c0", "c1"]
 
 
+async def test_a_jsonl_file_with_another_name_is_reported_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 15: a log named session.jsonl used to be ignored without a word.
+    Log(tmp_path / "session.jsonl", "s").add("x")
+    (tmp_path / "notes.txt").write_text("not a log, not reported")
+    host = FakeHost()
+    with caplog.at_level(logging.WARNING, logger="acp_bridge.agents.tail"):
+        async with tailing(tmp_path, host) as backend:
+            Log(tmp_path / "event_log-late.jsonl").add("y")  # a rescan happens
+            await backend.sync()
+            assert host.texts("late") == ["y"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "session.jsonl" in warnings[0]
+    assert "event_log-<session id>.jsonl" in warnings[0]
+    assert list(backend.followed()) == ["late"]
+
+
 async def test_session_ids_are_rewritten_to_the_file_name(tmp_path: Path) -> None:
     Log(tmp_path / "event_log-outer.jsonl", "inner-loop").add("x")
     host = FakeHost()
