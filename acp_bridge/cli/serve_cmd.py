@@ -274,8 +274,17 @@ def _os_error_text(exc: OSError) -> str:
 def _check_arguments(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= 65535:
         raise _StartupError(f"--port must be between 0 and 65535, not {args.port}")
-    if args.eof_grace < 0:
-        raise _StartupError(f"--eof-grace must be 0 or more seconds, not {args.eof_grace}")
+    for option, value in (
+        ("--eof-grace", args.eof_grace),
+        ("--slow-client-grace", args.slow_client_grace),
+        ("--replay-speed", args.replay_speed),
+    ):
+        if not value >= 0:  # also refuses NaN
+            raise _StartupError(f"{option} must be 0 or more, not {value:g}")
+    if args.max_message_bytes <= 0:
+        raise _StartupError(
+            f"--max-message-bytes must be a positive number of bytes, not {args.max_message_bytes}"
+        )
     for origin in args.allow_origin:
         if not _is_origin(origin):
             raise _StartupError(

@@ -123,6 +123,16 @@ async def test_port_in_use(tmp_path: Path) -> None:
     assert "in use" in line
 
 
+@pytest.mark.parametrize(
+    "option",
+    ["--eof-grace", "--slow-client-grace", "--replay-speed", "--max-message-bytes"],
+)
+def test_negative_numbers_name_their_option(tmp_path: Path, option: str) -> None:
+    # --slow-client-grace -1 and --replay-speed -1 used to be accepted; the others named a field.
+    line = serve_fails(tmp_path, "--event-log", "memory", option, "-1")
+    assert line.startswith(f"acp-bridge: {option} must be")
+
+
 def test_unreadable_tokens_file(tmp_path: Path) -> None:
     line = serve_fails(
         tmp_path, "--tokens", str(tmp_path / "missing.toml"), "--event-log", "memory"
