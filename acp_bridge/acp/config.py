@@ -28,6 +28,13 @@ class BridgeConfig:
     """Seconds a permission request waits for a controller to attach while none is attached; then
     it is answered ``cancelled``."""
 
+    retain_days: float | None = None
+    """Sessions not updated for this many days are deleted, with their events (``None``: kept)."""
+    retain_events_per_session: int | None = None
+    """At most this many events are kept per session, the newest (``None``: all)."""
+    retention_interval: float = 3600.0
+    """Seconds between two retention runs (the first runs at start)."""
+
     def __post_init__(self) -> None:
         if not self.permission_timeout >= 0:
             raise ValueError(

@@ -472,7 +472,11 @@ class SessionManager:
                 payload.get("title"),
                 # Records written before epochs existed get a stable one from what they hold.
                 epoch=epoch if isinstance(epoch, str) and epoch else _legacy_epoch(sid, created_at),
+                # A rewritten index (retention) keeps closed sessions as one closed record.
+                closed=payload.get("closed") is True,
             )
+        elif kind == "session_deleted":
+            self.index.pop(sid, None)
         elif sid in self.index:
             record = self.index[sid]
             if kind == "session_updated":
@@ -482,7 +486,7 @@ class SessionManager:
                 record.closed = True
 
     def _persist(self, kind: str, record: SessionRecord) -> None:
-        payload = {
+        payload: dict[str, Any] = {
             "sessionId": record.session_id,
             "cwd": record.cwd,
             "createdAt": record.created_at,
@@ -490,10 +494,30 @@ class SessionManager:
             "title": record.title,
             "epoch": record.epoch,
         }
+        if record.closed:
+            payload["closed"] = True
         try:
             self.log.append(SESSION_INDEX_TOPIC, LogRecord(kind, payload))
         except Exception:
             logger.exception("could not persist %s for session %s", kind, record.session_id)
+
+    def forget(self, session_id: str) -> None:
+        """Remove a session that is not live from the index, for good (``session_deleted``).
+
+        Its events are the caller's to delete.
+        """
+        if session_id in self.sessions:
+            raise ValueError(f"session {session_id} is live; close it first")
+        record = self.index.pop(session_id, None)
+        if record is not None:
+            self._persist("session_deleted", record)
+
+    def snapshot_index(self) -> None:
+        """Append one ``session_created`` record per indexed session, with everything it holds now:
+        replaying the index from the first of them gives the index as it is (retention then
+        deletes the records before them)."""
+        for record in list(self.index.values()):
+            self._persist("session_created", record)
 
     def touch(self, session: Session) -> None:
         """Record activity on a session (its ``updatedAt`` and title)."""

@@ -80,6 +80,10 @@ class ServerOptions:
     """Seconds a client may stay behind before it is disconnected with 1013."""
     outbox_max_bytes: int = 64 * 1024 * 1024
     """Bytes that may wait for one client before it is disconnected at once."""
+    retain_days: float | None = None
+    """Sessions not updated for this many days are deleted with their events (``None``: kept)."""
+    retain_events_per_session: int | None = None
+    """At most this many events kept per session, the newest (``None``: all)."""
 
     def bridge_config(self) -> BridgeConfig:
         """The ACP layer's part of these options (the fields both name alike)."""

@@ -93,6 +93,18 @@ def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
         "before it is answered cancelled (default 300)",
     )
     parser.add_argument(
+        "--retain-days",
+        type=float,
+        metavar="DAYS",
+        help="delete sessions (and their events) not updated for this many days (default: keep)",
+    )
+    parser.add_argument(
+        "--retain-events-per-session",
+        type=int,
+        metavar="N",
+        help="keep only the newest N events of each session (default: all)",
+    )
+    parser.add_argument(
         "--allow-origin",
         action="append",
         default=[],
@@ -162,6 +174,8 @@ async def _serve(args: argparse.Namespace) -> int:
         token=args.token,
         tokens_file=args.tokens,
         permission_timeout=args.permission_timeout,
+        retain_days=args.retain_days,
+        retain_events_per_session=args.retain_events_per_session,
         allowed_origins=tuple(args.allow_origin),
         allowed_hosts=tuple(args.allow_host),
         insecure=args.insecure,

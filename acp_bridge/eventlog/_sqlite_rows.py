@@ -23,9 +23,11 @@ import orjson
 from .base import EventLogError
 
 __all__ = [
+    "DELETE_EVENTS",
     "EVENT_ID_BITS",
     "MAX_EVENT_ID",
     "SCHEMA_VERSION",
+    "SELECT_FIRST_KEY",
     "AtomReader",
     "AtomWriter",
     "ensure_schema",
@@ -81,6 +83,8 @@ def event_key(topic_id: int, event_id: int) -> int:
 
 
 SELECT_HEADS: Final = "SELECT name, last_id FROM topics"
+SELECT_FIRST_KEY: Final = "SELECT MIN(event_key) FROM events WHERE event_key > ? AND event_key <= ?"
+DELETE_EVENTS: Final = "DELETE FROM events WHERE event_key > ? AND event_key <= ?"
 
 _UPGRADE_FROM_1 = (
     _CREATE_TOPICS,
