@@ -26,7 +26,7 @@ from acp_bridge.translate import Profile
 from .config import BridgeConfig
 from .connection import AcpConnection
 from .context import BridgeSessionContext
-from .handlers import register_all
+from .handlers import acp_methods
 from .retention import RetentionPolicy, enforce_logged, run_retention
 from .sessions import SessionManager
 
@@ -133,8 +133,8 @@ class AcpBridge:
             config=self.config,
             connection_id=connection_id,
             principal=principal,
+            methods=acp_methods(),
         )
-        register_all(connection)
         self.connections.add(connection)
         try:
             await connection.run()

@@ -10,7 +10,7 @@ from acp_bridge.rpc.peer import RequestContext
 from acp_bridge.translate import bridge_capability_block, harn_capability_block
 from acp_bridge.translate.capabilities import OFFERED_EXTENSION_METHODS
 
-from ..connection import AcpConnection
+from ..connection import AcpConnection, AcpMethods
 from ..extensions import client_extensions
 
 __all__ = ["PROTOCOL_VERSION", "initialize", "register"]
@@ -18,8 +18,8 @@ __all__ = ["PROTOCOL_VERSION", "initialize", "register"]
 PROTOCOL_VERSION: Final = 1
 
 
-def register(conn: AcpConnection) -> None:
-    """Serve ``initialize`` on ``conn`` (inline: nothing else is read before it is answered)."""
+def register(conn: AcpMethods) -> None:
+    """Serve ``initialize`` on every connection (inline: nothing else is read before it is answered)."""
     conn.add_method("initialize", initialize, before_initialize=True, inline=True)
 
 

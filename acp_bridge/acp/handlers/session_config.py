@@ -12,14 +12,14 @@ from typing import Any
 from acp_bridge.rpc.errors import InvalidParams, MethodNotFound
 from acp_bridge.rpc.peer import Reply, RequestContext
 
-from ..connection import AcpConnection
+from ..connection import AcpConnection, AcpMethods
 from ._common import config_options, session_update
 
 __all__ = ["register", "session_set_config_option", "session_set_mode"]
 
 
-def register(conn: AcpConnection) -> None:
-    """Serve the session-settings family on ``conn``."""
+def register(conn: AcpMethods) -> None:
+    """Serve the session-settings family on every connection."""
     conn.add_method("session/set_mode", session_set_mode)
     conn.add_method("session/set_config_option", session_set_config_option)
 

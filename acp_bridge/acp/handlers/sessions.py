@@ -16,7 +16,7 @@ from acp_bridge.events.harn import SessionClosed
 from acp_bridge.rpc.errors import InternalError, InvalidParams, ResourceNotFound
 from acp_bridge.rpc.peer import Reply, RequestContext
 
-from ..connection import AcpConnection
+from ..connection import AcpConnection, AcpMethods
 from ..delivery import Attachment
 from ..params import cwd_of, mcp_servers_of, replay_mode_of, session_id_of
 from ..presence import clients_meta
@@ -34,8 +34,8 @@ __all__ = [
 ]
 
 
-def register(conn: AcpConnection) -> None:
-    """Serve the session family on ``conn``."""
+def register(conn: AcpMethods) -> None:
+    """Serve the session family on every connection."""
     conn.add_method("session/new", session_new)
     conn.add_method("session/load", session_load)
     conn.add_method("session/resume", session_resume)
