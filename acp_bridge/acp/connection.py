@@ -29,7 +29,7 @@ from acp_bridge.translate import Profile
 
 from .config import BridgeConfig
 from .delivery import Attachment
-from .extensions import ClientExtensions
+from .extensions import NO_EXTENSIONS, ClientExtensions
 from .params import session_id_of
 from .ports import ConnectionHost
 from .roles import check_allowed, may_notify
@@ -119,10 +119,10 @@ class AcpConnection:
         self.client_capabilities: Mapping[str, Any] = {}
         self.client_info: Mapping[str, Any] | None = None
         self.profile = Profile.STRICT
-        self.extensions = ClientExtensions()
+        self.extensions: ClientExtensions = NO_EXTENSIONS
         """The extension methods the client declared in ``initialize`` (see :meth:`wants`)."""
         self._attachments: dict[str, Attachment] = {}
-        self._prompt_handlers: set[asyncio.Task[Any]] = set()
+        self._prompt_handlers: set[asyncio.Task[Any]] | None = None  # made by the first prompt
 
     # --- registering methods -----------------------------------------------------------------------
 
@@ -227,8 +227,11 @@ class AcpConnection:
 
     def track_prompt(self, handler: asyncio.Task[Any]) -> None:
         """Count ``handler`` among the prompts :meth:`finish_prompts` waits for."""
-        self._prompt_handlers.add(handler)
-        handler.add_done_callback(self._prompt_handlers.discard)
+        handlers = self._prompt_handlers
+        if handlers is None:
+            handlers = self._prompt_handlers = set()
+        handlers.add(handler)
+        handler.add_done_callback(handlers.discard)
 
     async def run(self) -> None:
         """Serve the connection until it closes; its sessions live on."""

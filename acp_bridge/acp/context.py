@@ -141,7 +141,7 @@ class BridgeSessionContext:
         is somebody else's, so nothing it does may reach a client.
         """
         abandoned = self._session.abandoned
-        return bool(abandoned) and _current_task() in abandoned
+        return bool(abandoned) and abandoned is not None and _current_task() in abandoned
 
     async def request_permission(
         self, tool_call: Mapping[str, Any], options: Sequence[PermissionOption]

@@ -157,7 +157,7 @@ class Session:
         # no update of a turn can follow another turn's response.
         self._answered: asyncio.Event | None = None
         # Backend tasks that did not stop after a cancel: whatever they still emit is dropped.
-        self.abandoned: set[asyncio.Task[Any]] = set()
+        self.abandoned: set[asyncio.Task[Any]] | None = None  # made by the first abandoned turn
         self.closed = False
         """Set when the session starts closing: no turn starts from then on."""
 
@@ -259,6 +259,8 @@ class Session:
             logger.warning(
                 "backend turn of session %s did not stop; abandoning it", self.session_id
             )
+            if self.abandoned is None:
+                self.abandoned = set()
             self.abandoned.add(task)
             task.add_done_callback(self.abandoned.discard)
         if task.done() and not task.cancelled() and task.exception() is not None:

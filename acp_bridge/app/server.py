@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -158,8 +158,9 @@ class BridgeServer:
         )
         self._stopped = False
 
-    async def _handle(self, transport: Transport, info: ConnectionInfo) -> None:
-        await self.bridge.handle_connection(
+    def _handle(self, transport: Transport, info: ConnectionInfo) -> Awaitable[None]:
+        # Not a coroutine of its own: its frame would live as long as the connection.
+        return self.bridge.handle_connection(
             transport, connection_id=info.connection_id, principal=info.principal
         )
 

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ._flag import Flag
 from ._jsonrpcserver import JsonRpcError, Success, dispatch_to_serializable
 from .errors import (
     InternalError,
@@ -321,9 +322,9 @@ class JsonRpcPeer:
         self._ids = itertools.count(1)
         self._pending: dict[Any, asyncio.Future[Any]] = {}
         self._inflight: dict[Any, tuple[asyncio.Task[None], RequestContext]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] | None = None  # made by the first tracked task
         self._writer: asyncio.Task[None] | None = None
-        self._closed = asyncio.Event()
+        self._closed = Flag()
         self.close_reason: CloseReason | None = None
 
     # --- registration ----------------------------------------------------------------------------
@@ -421,7 +422,7 @@ class JsonRpcPeer:
         self._outbox.close()
         for task, _ in list(self._inflight.values()):
             task.cancel()
-        for task in list(self._tasks):
+        for task in list(self._tasks or ()):
             task.cancel()
         for future in self._pending.values():
             if not future.done():
@@ -536,8 +537,11 @@ class JsonRpcPeer:
     # --- inbound -----------------------------------------------------------------------------------
 
     def _track(self, task: asyncio.Task[None]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._tasks
+        if tasks is None:
+            tasks = self._tasks = set()
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _dispatch(self, message: Any) -> None:
         if isinstance(message, Malformed):
