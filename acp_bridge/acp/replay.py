@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Final
 
-from acp_bridge.eventlog import EventLog
+import orjson
+
+from acp_bridge.eventlog import EventLog, LogRecord
 from acp_bridge.events import EventDecodeError, SessionRuntimeEvent, decode_session_event
 from acp_bridge.sinks import agent_events_topic, event_of
 from acp_bridge.translate import Message, Profile, translate
@@ -48,23 +51,66 @@ async def replay_history(
     count, last = 0, min(after, head)
     writer = _ReplayWriter(session_id, attachment, profile)
     compactor = ReplayCompactor() if compact else None
+    read_rows = getattr(log, "read_committed_rows", None)
     while last < head:
-        entries = log.read_range(topic, after=last, limit=min(REPLAY_PAGE, head - last))
+        limit = min(REPLAY_PAGE, head - last)
+        if compactor is not None and read_rows is not None:
+            rows = read_rows(topic, last, limit)
+            if not rows:
+                break
+            for event_id, kind, headers, at, payload in rows:
+                last = event_id
+                count += 1
+                raw = _raw_row(kind, headers, at, payload, session_id)
+                for covered, out_kind, merged in compactor.feed(event_id, kind, raw):
+                    await writer.write(covered, out_kind, merged)
+            continue
+        entries = log.read_range(topic, after=last, limit=limit)
         if not entries:
             break
         for entry in entries:
             last = entry.id
             count += 1
-            raw = event_of(entry.record)
+            raw = _raw_event(entry.record, session_id) if compactor else event_of(entry.record)
             if compactor is None:
                 await writer.write(entry.id, entry.record.kind, raw)
                 continue
-            for event_id, kind, merged in compactor.feed(entry.id, entry.record.kind, raw):
-                await writer.write(event_id, kind, merged)
+            for covered, out_kind, merged in compactor.feed(entry.id, entry.record.kind, raw):
+                await writer.write(covered, out_kind, merged)
     if compactor is not None:
         for event_id, kind, merged in compactor.finish():
             await writer.write(event_id, kind, merged)
     return count, last
+
+
+def _raw_event(record: LogRecord, session_id: str) -> Any:
+    """:func:`event_of` for the compacting path: a record of this session keeps its payload as it
+    is, without the session id put back (:meth:`_ReplayWriter.write` does that, once per event it
+    writes: most chunks are merged, and a copy per chunk was a third of a long replay's time)."""
+    payload = record.payload
+    if (
+        type(payload) is dict
+        and "session_id" not in payload
+        and "index_hint" not in payload
+        and record.headers.get("session_id") == session_id
+    ):
+        return payload
+    return event_of(record)
+
+
+def _raw_row(
+    kind: str, headers: Mapping[str, Any], at: int, payload: bytes, session_id: str
+) -> Any:
+    """:func:`_raw_event` for a plain row (``read_committed_rows``): no record built."""
+    raw = orjson.loads(payload)
+    if (
+        type(raw) is dict
+        and "session_id" not in raw
+        and "index_hint" not in raw
+        and headers.get("session_id") == session_id
+    ):
+        return raw
+    return event_of(LogRecord.from_json(kind, payload, dict(headers), at))
 
 
 class _ReplayWriter:
@@ -80,6 +126,8 @@ class _ReplayWriter:
         self.runtime = RuntimeTranslator(session_id=session_id)
 
     async def write(self, event_id: int, kind: str, raw: Any) -> None:
+        if type(raw) is dict and "session_id" not in raw:
+            raw = {"session_id": self.session_id, **raw}  # see _raw_event
         try:
             event = decode_session_event(kind, raw)
         except EventDecodeError as exc:

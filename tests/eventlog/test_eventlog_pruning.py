@@ -124,3 +124,22 @@ def test_prune_after_each_round_bounds_the_file(make_log: MakeLog, backend: str)
         checkpoint(log)
         sizes.append(Path(log.path).stat().st_size)
     assert max(sizes[4:]) <= sizes[3] * 1.1, sizes
+
+
+def test_committed_rows_are_what_read_range_gives_without_records(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "log.db")
+    try:
+        for i in range(10):
+            log.append("a", LogRecord("k", {"i": i}, {"h": "v"}))
+        log.flush()
+        log.prune("a", 3)
+        rows = log.read_committed_rows("a", 0, 4)
+        assert [(r[0], r[1], dict(r[2]), r[4]) for r in rows] == [
+            (i, "k", {"h": "v"}, b'{"i":%d}' % (i - 1)) for i in range(4, 8)
+        ]
+        entries = log.read_range("a", after=7)
+        assert [(r[0], r[3]) for r in log.read_committed_rows("a", 7, 100)] == [
+            (e.id, e.record.occurred_at_ms) for e in entries
+        ]
+    finally:
+        log.close()
