@@ -33,6 +33,8 @@ from acp_bridge.transports.websocket_server import (
     WebSocketServerConfig,
 )
 
+from .inspector import Inspector
+
 __all__ = [
     "BridgeServer",
     "ServerOptions",
@@ -80,6 +82,8 @@ class ServerOptions:
     """Seconds a client may stay behind before it is disconnected with 1013."""
     outbox_max_bytes: int = 64 * 1024 * 1024
     """Bytes that may wait for one client before it is disconnected at once."""
+    inspector: bool = True
+    """Serve the read-only inspector at ``/inspect`` (same credentials as the endpoint)."""
 
     def bridge_config(self) -> BridgeConfig:
         """The ACP layer's part of these options (the fields both name alike)."""
@@ -149,8 +153,12 @@ class BridgeServer:
         self.log_spec = self.options.event_log or default_event_log_spec()
         self.log = log if log is not None else open_event_log(self.log_spec)
         self.bridge = _assemble(backend, self.options, self.log)
+        self.inspector = Inspector(self.bridge) if self.options.inspector else None
         self.websocket = WebSocketServer(
-            self.options.websocket_config(tokens), self._handle, health=self.bridge.health
+            self.options.websocket_config(tokens),
+            self._handle,
+            health=self.bridge.health,
+            mounted=self.inspector,
         )
         self._stopped = False
 
@@ -171,9 +179,13 @@ class BridgeServer:
         except BaseException:
             self._close_log()
             raise
+        if self.inspector is not None:
+            self.inspector.start()
         try:
             await self.websocket.start()
         except BaseException:
+            if self.inspector is not None:
+                self.inspector.stop()
             await self.bridge.shutdown()  # closes the started backend
             self._close_log()
             raise
@@ -193,6 +205,8 @@ class BridgeServer:
             await self.bridge.shutdown()
         finally:
             await self.websocket.close()
+            if self.inspector is not None:
+                self.inspector.stop()
             self._close_log()
 
     async def __aenter__(self) -> BridgeServer:
