@@ -250,7 +250,7 @@ function toolCard(card) {
 function renderItem(entry) {
   switch (entry.type) {
     case "message": return el("li", { class: "message" }, entry.text);
-    case "thought": return el("li", { class: "thought" }, el("details", {}, el("summary", {}, "thought"), entry.text));
+    case "thought": return el("li", { class: "thought" }, el("details", {}, el("summary", {}, "thought"), el("div", { class: "text" }, entry.text)));
     case "plan": return el("li", { class: "plan" }, el("div", { class: "head" }, "plan"), el("ol", {}, (entry.entries || []).map((p) => el("li", { class: p.status }, p.content + " ", el("span", { class: "badge" }, p.status)))));
     case "tool": return toolCard(entry);
     case "permission": return el("li", { class: "permission" }, "permission: " + entry.answer.outcome + " by " + entry.answer.who);
