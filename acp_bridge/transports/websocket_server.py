@@ -473,6 +473,10 @@ class WebSocketServer:
         if not self._same_origin(request, host):
             logger.info("rejected a cross-origin request for %s", request.path)
             return connection.respond(http.HTTPStatus.FORBIDDEN, "Origin not allowed\n")
+        if request.method not in ("GET", "HEAD"):
+            response = connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "Use GET\n")
+            response.headers["Allow"] = "GET, HEAD"
+            return response
         parts = urlsplit(request.path)
         principal = self._principal(request.headers)
         if parts.path == app.stream_path and request.headers.get("Upgrade") is not None:
@@ -491,10 +495,12 @@ class WebSocketServer:
         except Exception:
             logger.exception("%s failed", request.path)
             answer = HttpResponse(500, b"Internal error\n", "text/plain; charset=utf-8")
-        return self._http_response(connection, answer)
+        return self._http_response(connection, answer, head=request.method == "HEAD")
 
     @staticmethod
-    def _http_response(connection: ServerConnection, answer: HttpResponse) -> Response:
+    def _http_response(
+        connection: ServerConnection, answer: HttpResponse, *, head: bool = False
+    ) -> Response:
         response = connection.respond(http.HTTPStatus(answer.status), "")
         del response.headers["Content-Type"]
         del response.headers["Content-Length"]
@@ -504,7 +510,7 @@ class WebSocketServer:
             response.headers["WWW-Authenticate"] = "Bearer"
         response.headers["Content-Type"] = answer.content_type
         response.headers["Content-Length"] = str(len(answer.body))
-        response.body = answer.body
+        response.body = b"" if head else answer.body
         return response
 
     def _health_response(self, connection: ServerConnection, request: Request) -> Response:

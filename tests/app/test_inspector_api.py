@@ -258,6 +258,10 @@ async def test_the_page_is_public_same_origin_only_and_loads_nothing_from_elsewh
         assert status == 200
     status, _, _ = await http_get(port, "/inspect/static/..%2F__init__.py")
     assert status == 404
+    status, headers, body = await http_get(port, "/inspect", "HEAD")
+    assert status == 200
+    assert int(headers["content-length"]) > 0
+    assert body == b""
 
     # Another site's page may neither read the API nor open the stream.
     evil = {"Origin": "http://evil.example", **AUTH}
@@ -300,6 +304,40 @@ async def test_the_inspector_can_be_switched_off(tmp_path: Path) -> None:
     async with BridgeServer(GatedBackend(), options) as server:
         status, _, _ = await http_get(server.websocket.port, "/inspect")
         assert status == 404
+
+
+class OrphanUpdateBackend(BaseBackend):
+    """A backend that updates a tool call it never announced (the translator passes it through)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="orphan")
+
+    async def prompt(self, ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+        ctx.emit(
+            h.ToolCallUpdate(
+                session_id=ctx.session_id,
+                tool_call_id="ghost",
+                tool_name="edit",
+                status=ToolCallStatus.COMPLETED,
+            )
+        )
+        return StopReason.END_TURN
+
+
+async def test_a_message_a_rule_forbids_is_flagged_in_the_records(tmp_path: Path) -> None:
+    options = ServerOptions(port=0, event_log="memory")
+    async with (
+        BridgeServer(OrphanUpdateBackend(), options) as server,
+        connect(server.url) as ws,
+        RawAcpClient(WebSocketTransport(ws)) as acp,
+    ):
+        await acp.initialize()
+        sid = await acp.new_session()
+        await acp.prompt(sid, "go")
+        status, page = await get_json(server, f"/inspect/api/sessions/{sid}/events")
+        assert status == 200
+        [update] = [r for r in page["events"] if r["kind"] == "tool_call_update"]
+        assert update["wire"][0]["problem"] == "tool_call_update before the tool_call of ghost"
 
 
 def test_secret_looking_keys_are_masked_and_counts_are_not() -> None:

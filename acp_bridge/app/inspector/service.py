@@ -22,7 +22,7 @@ import orjson
 from acp_bridge._version import __version__
 from acp_bridge.acp import AcpBridge
 from acp_bridge.acp.presence import client_entry
-from acp_bridge.acp.sessions import SessionRecord
+from acp_bridge.acp.sessions import SESSION_INDEX_TOPIC, SessionRecord
 from acp_bridge.rpc.principal import Principal
 from acp_bridge.rpc.transport import Malformed, Transport
 from acp_bridge.sinks import agent_events_topic
@@ -36,6 +36,8 @@ __all__ = ["INSPECT_PATH", "Inspector"]
 logger = logging.getLogger(__name__)
 
 INSPECT_PATH: Final = "/inspect"
+LIST_LIMIT: Final = 200
+"""Sessions in a list: the most recently updated (the index keeps closed sessions forever)."""
 PAGE_SIZE: Final = 500
 """Records per ``events`` answer (and per live message) unless asked for fewer."""
 
@@ -106,24 +108,27 @@ class Inspector:
                 loop.call_soon_threadsafe(self._poke, tuple(heads))
 
     def _on_session_changed(self, session_id: str) -> None:
-        self._poke(())
+        self._poke(None)
 
-    def _poke(self, topics: Iterable[str]) -> None:
-        del topics  # every stream re-checks its own session's head: cheap, and never misses one
+    def _poke(self, topics: Iterable[str] | None) -> None:
+        """Wake every stream; the list is re-sent when the sessions changed (``None``) or their
+        index did (titles, ``updatedAt``), not for every event (each stream re-checks its own
+        session's head, which is cheap and never misses one)."""
+        list_changed = topics is None or SESSION_INDEX_TOPIC in topics
         for watch in self._watches:
-            watch.sessions_dirty = True
+            watch.sessions_dirty = watch.sessions_dirty or list_changed
             watch.wake.set()
 
     # --- what it shows ---------------------------------------------------------------------------------
 
     def sessions(self) -> list[dict[str, Any]]:
-        """Every session the bridge knows, most recently updated first."""
+        """The sessions the bridge knows (at most :data:`LIST_LIMIT`), most recently updated first."""
         records = sorted(
             self.bridge.sessions.index.values(),
             key=lambda r: (r.updated_at, r.session_id),
             reverse=True,
         )
-        return [self.summary(record) for record in records]
+        return [self.summary(record) for record in records[:LIST_LIMIT]]
 
     def summary(self, record: SessionRecord) -> dict[str, Any]:
         """One session: its record, event count, whether a turn runs, who is attached."""
