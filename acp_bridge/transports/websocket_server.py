@@ -458,7 +458,9 @@ class WebSocketServer:
         ``Sec-Fetch-Site`` on every request; a non-browser client sends neither and passes.
         """
         origin = request.headers.get("Origin")
-        if origin is not None and origin.lower() != f"http://{host}".lower():
+        # https too: behind a TLS-terminating proxy that forwards Host, the page's origin is https.
+        own = {f"{scheme}://{host}".lower() for scheme in ("http", "https")}
+        if origin is not None and origin.lower() not in own:
             return origin in self.config.allowed_origins
         site = request.headers.get("Sec-Fetch-Site")
         if site in ("cross-site", "same-site"):

@@ -279,6 +279,11 @@ async def test_the_page_is_public_same_origin_only_and_loads_nothing_from_elsewh
         ):
             pass
     assert refused.value.response.status_code == 403
+    # The page's own origin passes, over TLS too (a proxy in front that forwards Host).
+    for scheme in ("http", "https"):
+        own = {"Origin": f"{scheme}://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin", **AUTH}
+        status, _, _ = await http_get(port, "/inspect/api/sessions", headers=own)
+        assert status == 200
     # Following a link to the page is fine: it holds nothing until given a token.
     status, _, _ = await http_get(
         port, "/inspect", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
