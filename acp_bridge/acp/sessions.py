@@ -200,12 +200,14 @@ class Session:
             turn = Turn(owner=owner, number=self.turn_count)
             ticket.turn = turn
             self.current_turn = turn
+            self.manager.changed(self.session_id)
             try:
                 self._record_prompt(prompt, exclude=owner_attachment)
                 return await self._drive(turn, prompt)
             finally:
                 self.current_turn = None
                 self.manager.touch(self)
+                self.manager.changed(self.session_id)
 
     async def _wait_answered(self, answered: asyncio.Event) -> None:
         """Wait until the previous turn's response is queued (bounded: a lost signal cannot wedge
@@ -326,6 +328,7 @@ class Session:
             return
         presence.announce(self.session_id, participant, "attached", self.participants.items())
         self.arbiter.offer(participant)
+        self.manager.changed(self.session_id)
 
     def detach(self, attachment: Attachment) -> None:
         """Stop delivering to ``attachment``."""
@@ -333,6 +336,8 @@ class Session:
         participant = self.participants.pop(attachment, None)
         if participant is not None and attachment.open:
             presence.announce(self.session_id, participant, "detached", self.participants.items())
+        if participant is not None:
+            self.manager.changed(self.session_id)
 
     def attached(self) -> list[Participant]:
         """The participants whose session response has been sent (the ones presence shows)."""
@@ -390,6 +395,7 @@ class SessionManager:
         # Topic → the journals that append to it (normally one; sanitised ids may collide).
         # Replaced, never mutated: the log's writer thread reads it.
         self._journals: dict[str, tuple[SessionJournal, ...]] = {}
+        self._listeners: list[Callable[[str], None]] = []
         self._load_index()
         log.add_commit_listener(self._on_commit)
 
@@ -413,6 +419,26 @@ class SessionManager:
         else:
             journals.pop(journal.topic, None)
         self._journals = journals
+
+    # --- observers ------------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(session_id)`` (on the event loop) when a session is created or closed,
+        a client attaches or leaves, or a turn starts or ends (what the inspector shows live)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[str], None]) -> None:
+        """Stop calling ``listener``; unknown listeners are ignored."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def changed(self, session_id: str) -> None:
+        """Tell the listeners that ``session_id`` changed; a failing listener is logged and skipped."""
+        for listener in list(self._listeners):
+            try:
+                listener(session_id)
+            except Exception:
+                logger.exception("session listener failed")
 
     # --- durability ----------------------------------------------------------------------------------
 
@@ -545,7 +571,9 @@ class SessionManager:
         )
         self.index[record.session_id] = record
         self._persist("session_created", record)
-        return self._activate(record)
+        session = self._activate(record)
+        self.changed(record.session_id)
+        return session
 
     def live(self, session_id: str) -> Session | None:
         """The session if it is live in this process (never restores one)."""
@@ -607,6 +635,7 @@ class SessionManager:
         session.record.updated_at = _now_iso()
         self._persist("session_closed", session.record)
         self.sessions.pop(session.session_id, None)
+        self.changed(session.session_id)
 
     async def quiesce(self, timeout: float) -> None:  # noqa: ASYNC109 - bounded by design
         """Wait (bounded) until no session runs a turn: a turn records its session's activity last,

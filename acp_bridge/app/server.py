@@ -33,6 +33,8 @@ from acp_bridge.transports.websocket_server import (
     WebSocketServerConfig,
 )
 
+from .inspector import Inspector
+
 __all__ = [
     "BridgeServer",
     "ServerOptions",
@@ -84,6 +86,8 @@ class ServerOptions:
     """Sessions not updated for this many days are deleted with their events (``None``: kept)."""
     retain_events_per_session: int | None = None
     """At most this many events kept per session, the newest (``None``: all)."""
+    inspector: bool = True
+    """Serve the read-only inspector at ``/inspect`` (same credentials as the endpoint)."""
 
     def bridge_config(self) -> BridgeConfig:
         """The ACP layer's part of these options (the fields both name alike)."""
@@ -153,8 +157,12 @@ class BridgeServer:
         self.log_spec = self.options.event_log or default_event_log_spec()
         self.log = log if log is not None else open_event_log(self.log_spec)
         self.bridge = _assemble(backend, self.options, self.log)
+        self.inspector = Inspector(self.bridge) if self.options.inspector else None
         self.websocket = WebSocketServer(
-            self.options.websocket_config(tokens), self._handle, health=self.bridge.health
+            self.options.websocket_config(tokens),
+            self._handle,
+            health=self.bridge.health,
+            mounted=self.inspector,
         )
         self._stopped = False
 
@@ -176,9 +184,13 @@ class BridgeServer:
         except BaseException:
             self._close_log()
             raise
+        if self.inspector is not None:
+            self.inspector.start()
         try:
             await self.websocket.start()
         except BaseException:
+            if self.inspector is not None:
+                self.inspector.stop()
             await self.bridge.shutdown()  # closes the started backend
             self._close_log()
             raise
@@ -198,6 +210,8 @@ class BridgeServer:
             await self.bridge.shutdown()
         finally:
             await self.websocket.close()
+            if self.inspector is not None:
+                self.inspector.stop()
             self._close_log()
 
     async def __aenter__(self) -> BridgeServer:

@@ -141,6 +141,12 @@ def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long a client may stay 8192 messages behind before it is disconnected with 1013 "
         "(default 5)",
     )
+    parser.add_argument(
+        "--no-inspector",
+        dest="inspector",
+        action="store_false",
+        help="do not serve the read-only inspector page and API at /inspect",
+    )
 
 
 def _banner(args: argparse.Namespace, url: str, log_spec: str, agent: str) -> str:
@@ -149,6 +155,7 @@ def _banner(args: argparse.Namespace, url: str, log_spec: str, agent: str) -> st
         f"acp-bridge {__version__} serving the {agent} agent",
         f"  WebSocket:  {url}",
         f"  health:     {http}/healthz",
+        *([f"  inspector:  {http}/inspect"] if args.inspector else []),
         f"  event log:  {log_spec}",
         f"  profile:    {args.profile}",
         "",
@@ -181,6 +188,7 @@ async def _serve(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         max_message_bytes=args.max_message_bytes,
         slow_client_grace=args.slow_client_grace,
+        inspector=args.inspector,
     )
     if args.stdio:
         await serve_stdio(backend, options)
