@@ -480,6 +480,8 @@ class SessionManager:
                 record.title = payload.get("title", record.title)
             elif kind == "session_closed":
                 record.closed = True
+            elif kind == "session_deleted":
+                del self.index[sid]
 
     def _persist(self, kind: str, record: SessionRecord) -> None:
         payload = {
@@ -551,6 +553,35 @@ class SessionManager:
 
     async def close(self, session: Session) -> None:
         """Close ``session``: cancel its turns, tell the backend, drop its sinks and attachments."""
+        await self._shut_down(session)
+        self._mark_closed(session)
+        session.fanout.close()
+
+    async def delete(self, session_id: str) -> bool:
+        """Delete a session (decision 0025): shut it down if it is live, then leave a tombstone in
+        the index, so no restart lists or loads it again. Its event records stay in the log.
+
+        Returns False if no such (undeleted) session is known.
+        """
+        record = self.index.get(session_id)
+        if record is None:
+            return False
+        session = self.sessions.get(session_id)
+        if session is not None:
+            await self._shut_down(session)
+            self._unwatch(session.journal)
+            self.sessions.pop(session_id, None)
+        record.closed = True
+        record.updated_at = _now_iso()
+        self._persist("session_deleted", record)
+        self.index.pop(session_id, None)
+        if session is not None:
+            session.fanout.close()
+        return True
+
+    async def _shut_down(self, session: Session) -> None:
+        """Cancel the session's turns, tell the backend, drop its sinks; wait for what it emitted
+        on its way out (``session_closed``) to reach its clients."""
         session.closed = True
         session.cancel()
         async with session.turn_lock:
@@ -562,8 +593,6 @@ class SessionManager:
         self.registry.clear_session_sinks(session.session_id)
         # What the session emitted on its way out (session_closed) reaches its clients first.
         await self.settle(session)
-        self._mark_closed(session)
-        session.fanout.close()
 
     def discard(self, session: Session) -> None:
         """Drop a session whose creation failed: out of the registry, closed in the index.

@@ -1,4 +1,4 @@
-"""``session/new``, ``load``, ``resume``, ``close`` and ``list``: opening sessions on a connection.
+"""``session/new``, ``load``, ``resume``, ``close``, ``delete`` and ``list``: sessions on a connection.
 
 A new/load/resume attaches the connection to the session before anything else, so nothing the
 session emits meanwhile is lost; the attachment's gate opens right after the response is queued
@@ -27,6 +27,7 @@ from ._common import agent_failure, refuse_when_closing, session_setup, session_
 __all__ = [
     "register",
     "session_close",
+    "session_delete",
     "session_list",
     "session_load",
     "session_new",
@@ -41,6 +42,7 @@ def register(conn: AcpConnection) -> None:
     conn.add_method("session/resume", session_resume)
     conn.add_method("session/close", session_close)
     conn.add_method("session/list", session_list)
+    conn.add_method("session/delete", session_delete)
 
 
 async def session_new(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
@@ -151,6 +153,26 @@ async def session_close(conn: AcpConnection, params: dict[str, Any], ctx: Reques
         )
     )
     await conn.sessions.close(session)
+    return {}
+
+
+async def session_delete(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
+    """Delete the session for every client (decision 0025): a running turn is cancelled first,
+    attached clients see it close, and it is gone from ``session/list`` and ``session/load``."""
+    session_id = session_id_of(params)
+    session = conn.sessions.live(session_id)
+    if session is not None:
+        session.cancel()
+        session.context.emit(
+            SessionClosed(
+                session_id=session_id,
+                reason="client_request",
+                status="deleted",
+                metadata={"protocol": "acp", "method": "session/delete"},
+            )
+        )
+    if not await conn.sessions.delete(session_id):
+        raise ResourceNotFound("unknown session", data={"sessionId": session_id})
     return {}
 
 
