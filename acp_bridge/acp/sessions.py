@@ -31,6 +31,7 @@ from acp_bridge.agents.base import (
 from acp_bridge.eventlog import EventLog, LogRecord
 from acp_bridge.events.harn import ControlOutcome, UserMessage
 from acp_bridge.sinks import EventLogSink, SinkRegistry, agent_events_topic
+from acp_bridge.translate.wire import session_update
 
 from . import presence
 from .arbiter import Arbiter, Decision
@@ -128,7 +129,7 @@ class Session:
     ) -> None:
         self.record = record
         self.manager = manager
-        self.fanout = SessionFanout(record.session_id)
+        self.fanout = SessionFanout(record.session_id, context_window=manager.context_window)
         self.journal = SessionJournal(
             EventLogSink(manager.log, record.session_id),
             self.fanout,
@@ -160,6 +161,7 @@ class Session:
         self.abandoned: set[asyncio.Task[Any]] = set()
         self.closed = False
         """Set when the session starts closing: no turn starts from then on."""
+        self._announced_info = (record.title, record.updated_at)
 
     @property
     def session_id(self) -> str:
@@ -308,6 +310,18 @@ class Session:
         """
         return await self.manager.settle(self)
 
+    def announce_info(self) -> None:
+        """Tell the session's clients that its title or last activity changed since last told
+        (ACP ``session_info_update``, the same values ``session/list`` shows)."""
+        title, updated_at = self.record.title, self.record.updated_at
+        if (title, updated_at) == self._announced_info:
+            return
+        self._announced_info = (title, updated_at)
+        update: dict[str, Any] = {"sessionUpdate": "session_info_update", "updatedAt": updated_at}
+        if title:
+            update["title"] = title
+        self.fanout.broadcast(session_update(self.session_id, update))
+
     # --- attachments -------------------------------------------------------------------------------
 
     def attach(self, attachment: Attachment, participant: Participant | None = None) -> None:
@@ -374,8 +388,11 @@ class SessionManager:
         backend: AgentBackend,
         context_factory: Callable[[Session], SessionContext],
         permission_timeout: float = 300.0,
+        context_window: int | None = None,
     ) -> None:
         self.log = log
+        self.context_window = context_window
+        """The model's context window in tokens, if configured (``usage_update``, decision 0027)."""
         self.permission_timeout = permission_timeout
         """Seconds a question to the controllers waits for one to attach when none is."""
         self.registry = registry

@@ -93,6 +93,14 @@ def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
         "before it is answered cancelled (default 300)",
     )
     parser.add_argument(
+        "--context-window",
+        type=int,
+        default=None,
+        metavar="TOKENS",
+        help="the agent model's context window; with it, token usage is sent as ACP usage_update "
+        "(default: not sent, decision 0027)",
+    )
+    parser.add_argument(
         "--allow-origin",
         action="append",
         default=[],
@@ -162,6 +170,7 @@ async def _serve(args: argparse.Namespace) -> int:
         token=args.token,
         tokens_file=args.tokens,
         permission_timeout=args.permission_timeout,
+        context_window=args.context_window,
         allowed_origins=tuple(args.allow_origin),
         allowed_hosts=tuple(args.allow_host),
         insecure=args.insecure,

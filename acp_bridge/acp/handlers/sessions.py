@@ -100,6 +100,7 @@ async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: Request
             after,
             upto=conn.sessions.committed_event_id(session.session_id),
             compact=compact,
+            context_window=conn.sessions.context_window,
         )
         attachment.replayed_through = last
         await conn.sessions.start_backend(session, new=False)
