@@ -77,6 +77,9 @@ class SessionRecord:
     epoch: str = ""
     """Random, made with the session's first record: event ids are only comparable within one
     epoch (a recreated log numbers a session's events from 1 again)."""
+    additional_directories: tuple[str, ...] = ()
+    """The workspace roots besides ``cwd`` of the latest new/load/resume (ACP
+    ``additionalDirectories``)."""
 
     def info(self) -> dict[str, Any]:
         """ACP ``SessionInfo``."""
@@ -87,6 +90,8 @@ class SessionRecord:
         }
         if self.title:
             info["title"] = self.title
+        if self.additional_directories:
+            info["additionalDirectories"] = list(self.additional_directories)
         return info
 
 
@@ -489,12 +494,15 @@ class SessionManager:
                 payload.get("title"),
                 # Records written before epochs existed get a stable one from what they hold.
                 epoch=epoch if isinstance(epoch, str) and epoch else _legacy_epoch(sid, created_at),
+                additional_directories=_directories(payload),
             )
         elif sid in self.index:
             record = self.index[sid]
             if kind == "session_updated":
                 record.updated_at = str(payload.get("updatedAt", record.updated_at))
                 record.title = payload.get("title", record.title)
+                if "additionalDirectories" in payload:
+                    record.additional_directories = _directories(payload)
             elif kind == "session_closed":
                 record.closed = True
             elif kind == "session_deleted":
@@ -508,11 +516,18 @@ class SessionManager:
             "updatedAt": record.updated_at,
             "title": record.title,
             "epoch": record.epoch,
+            "additionalDirectories": list(record.additional_directories),
         }
         try:
             self.log.append(SESSION_INDEX_TOPIC, LogRecord(kind, payload))
         except Exception:
             logger.exception("could not persist %s for session %s", kind, record.session_id)
+
+    def set_additional_directories(self, session: Session, directories: tuple[str, ...]) -> None:
+        """Make ``directories`` the session's additional roots (persisted when they change)."""
+        if directories != session.record.additional_directories:
+            session.record.additional_directories = directories
+            self._persist("session_updated", session.record)
 
     def touch(self, session: Session) -> None:
         """Record activity on a session (its ``updatedAt`` and title)."""
@@ -529,12 +544,23 @@ class SessionManager:
         return session
 
     def create(
-        self, cwd: str, *, session_id: str | None = None, title: str | None = None
+        self,
+        cwd: str,
+        *,
+        session_id: str | None = None,
+        title: str | None = None,
+        additional_directories: tuple[str, ...] = (),
     ) -> Session:
         """A new session (registered, persisted; the backend is told by the caller)."""
         now = _now_iso()
         record = SessionRecord(
-            session_id or uuid.uuid4().hex, cwd, now, now, title, epoch=secrets.token_hex(8)
+            session_id or uuid.uuid4().hex,
+            cwd,
+            now,
+            now,
+            title,
+            epoch=secrets.token_hex(8),
+            additional_directories=additional_directories,
         )
         self.index[record.session_id] = record
         self._persist("session_created", record)
@@ -669,6 +695,13 @@ class SessionManager:
         page = records[start : start + LIST_PAGE_SIZE]
         end = start + len(page)
         return page, (_encode_cursor(end) if end < len(records) else None)
+
+
+def _directories(payload: Mapping[str, Any]) -> tuple[str, ...]:
+    value = payload.get("additionalDirectories")
+    if not isinstance(value, list):
+        return ()
+    return tuple(path for path in value if isinstance(path, str))
 
 
 def _legacy_epoch(session_id: str, created_at: str) -> str:

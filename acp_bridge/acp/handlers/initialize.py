@@ -89,7 +89,13 @@ async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestCo
             "audio": prompt.audio,
             "embeddedContext": prompt.embedded_context,
         },
-        "sessionCapabilities": {"list": {}, "resume": {}, "close": {}, "delete": {}},
+        "sessionCapabilities": {
+            "list": {},
+            "resume": {},
+            "close": {},
+            "delete": {},
+            "additionalDirectories": {},
+        },
         "_meta": {
             "harn": harn_capability_block(conn.profile),
             "acp_bridge": bridge_capability_block(

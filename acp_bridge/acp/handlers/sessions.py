@@ -18,7 +18,13 @@ from acp_bridge.rpc.peer import Reply, RequestContext
 
 from ..connection import AcpConnection
 from ..delivery import Attachment
-from ..params import cwd_of, mcp_servers_of, replay_mode_of, session_id_of
+from ..params import (
+    additional_directories_of,
+    cwd_of,
+    mcp_servers_of,
+    replay_mode_of,
+    session_id_of,
+)
 from ..presence import clients_meta
 from ..replay import replay_history
 from ..sessions import Session, SessionRecord
@@ -50,8 +56,9 @@ async def session_new(conn: AcpConnection, params: dict[str, Any], ctx: RequestC
     cwd = cwd_of(params)
     assert cwd is not None
     mcp_servers = mcp_servers_of(params)
+    directories = additional_directories_of(params)
     refuse_when_closing(conn)
-    session = conn.sessions.create(cwd)
+    session = conn.sessions.create(cwd, additional_directories=directories)
     session.mcp_servers = mcp_servers or ()
     attachment = conn.attach(session)
     with _opening(conn, session, "session/new", new=True):
@@ -209,17 +216,22 @@ def _presence(conn: AcpConnection, session: Session) -> dict[str, Any]:
 
 
 def _existing_session(conn: AcpConnection, params: Mapping[str, Any]) -> Session:
-    """The session a load/resume names (``-32002`` if unknown), with its new ``mcpServers``."""
+    """The session a load/resume names (``-32002`` if unknown), with its new ``mcpServers`` and
+    ``additionalDirectories`` (a controller's: an observer only watches)."""
     refuse_when_closing(conn)
     session_id = session_id_of(params)
     cwd_of(params, required=False)
     mcp_servers = mcp_servers_of(params)
+    directories = additional_directories_of(params)
     session = conn.sessions.get(session_id)
     if session is None:
         raise ResourceNotFound("unknown session", data={"sessionId": session_id})
     if mcp_servers is not None and conn.principal.controls:
         # An observer watches the agent; the MCP servers it lists do not reconfigure it.
         session.mcp_servers = mcp_servers
+    if conn.principal.controls:
+        # ACP: the list given is the complete list of roots for the session from now on.
+        conn.sessions.set_additional_directories(session, directories)
     return session
 
 
