@@ -75,6 +75,7 @@ class AcpBridge:
                 backend=self.backend,
                 context_factory=functools.partial(BridgeSessionContext, registry=self.registry),
                 permission_timeout=self.config.permission_timeout,
+                context_window=self.config.context_window,
             )
         return self._sessions
 

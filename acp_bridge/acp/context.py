@@ -91,6 +91,11 @@ class BridgeSessionContext:
         return self._session.mcp_servers
 
     @property
+    def additional_directories(self) -> Sequence[str]:
+        """The session's workspace roots besides ``cwd`` (persisted with the session)."""
+        return self._session.record.additional_directories
+
+    @property
     def _turn(self) -> Turn | None:
         return self._session.current_turn
 

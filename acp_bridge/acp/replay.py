@@ -34,6 +34,7 @@ async def replay_history(
     *,
     upto: int,
     compact: bool = False,
+    context_window: int | None = None,
 ) -> tuple[int, int]:
     """Write the session's history in ``(after, upto]``, marked as replayed; returns (count, last id).
 
@@ -42,14 +43,14 @@ async def replay_history(
     attachment and released after the response, so a busy session cannot keep a load from ever
     finishing. With ``compact``, runs of text chunks go out as one update per message, stamped
     with the id of the run's last event (:mod:`acp_bridge.translate.compaction`); ``count`` is the
-    number of events covered either way.
+    number of events covered either way. ``context_window`` is the session's (``usage_update``).
     """
     topic = agent_events_topic(session_id)
     head = upto
     # A client may have acked ids this log no longer has (a crash lost the uncommitted tail):
     # whatever the log assigns from here on is new to it.
     count, last = 0, min(after, head)
-    writer = _ReplayWriter(session_id, attachment, profile)
+    writer = _ReplayWriter(session_id, attachment, profile, context_window)
     compactor = ReplayCompactor() if compact else None
     read_rows = getattr(log, "read_committed_rows", None)
     while last < head:
@@ -116,14 +117,21 @@ def _raw_row(
 class _ReplayWriter:
     """Decodes, translates and stamps one history event, and writes its messages as replayed."""
 
-    __slots__ = ("attachment", "profile", "runtime", "session_id", "topic")
+    __slots__ = ("attachment", "context_window", "profile", "runtime", "session_id", "topic")
 
-    def __init__(self, session_id: str, attachment: Attachment, profile: Profile) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        attachment: Attachment,
+        profile: Profile,
+        context_window: int | None = None,
+    ) -> None:
         self.session_id = session_id
         self.topic = agent_events_topic(session_id)
         self.attachment = attachment
         self.profile = profile
-        self.runtime = RuntimeTranslator(session_id=session_id)
+        self.context_window = context_window
+        self.runtime = RuntimeTranslator(session_id=session_id, context_window=context_window)
 
     async def write(self, event_id: int, kind: str, raw: Any) -> None:
         if type(raw) is dict and "session_id" not in raw:
@@ -142,7 +150,9 @@ class _ReplayWriter:
             except UnmappedRunError:  # pragma: no cover - a default session is set
                 return
         else:
-            messages = translate(event, profile=self.profile, replay=True)
+            messages = translate(
+                event, profile=self.profile, replay=True, context_window=self.context_window
+            )
         for message in messages:
             await self.attachment.write_replayed(
                 stamp_event_id(message, self.profile, self.session_id, event_id)

@@ -2,8 +2,9 @@
 
 Two limits, either or both (``serve --retain-days``, ``--retain-events-per-session``):
 
-* a session not updated for ``days`` *expires*: it is closed if it is live here and nobody uses it,
-  removed from the index (``session_deleted``), and its events are deleted;
+* a session not updated for ``days`` *expires*: it is deleted as ``session/delete`` deletes it (shut
+  down if it is live here and nobody uses it, a ``session_deleted`` tombstone in the index, its events
+  deleted);
 * a session keeps at most ``events_per_session`` events: older ones are deleted, the newest stay
   (a ``session/load`` then replays what is left; ids go on, never reused).
 
@@ -109,15 +110,11 @@ async def enforce(
             if updated is None or updated >= cutoff:
                 continue
             live = manager.live(record.session_id)
-            if live is not None:
-                if _in_use(live):
-                    continue  # someone is on it: it is not stale, whatever its record says
-                await manager.close(live)
-            manager.forget(record.session_id)
-            topic = agent_events_topic(record.session_id)
-            report.events_deleted += await asyncio.to_thread(
-                prunable.prune, topic, log.latest(topic) or 0
-            )
+            if live is not None and _in_use(live):
+                continue  # someone is on it: it is not stale, whatever its record says
+            # As session/delete does it: shut down if live, a tombstone in the index, no events.
+            await manager.delete(record.session_id, reclaim=False)
+            report.events_deleted += await manager.reclaim(record.session_id)
             report.expired.append(record.session_id)
     if policy.events_per_session is not None:
         keep = policy.events_per_session

@@ -28,9 +28,10 @@ from acp_bridge.agents.base import (
     SessionReadOnly,
     StopReason,
 )
-from acp_bridge.eventlog import EventLog, LogRecord
+from acp_bridge.eventlog import EventLog, EventLogError, LogRecord, Prunable
 from acp_bridge.events.harn import ControlOutcome, UserMessage
 from acp_bridge.sinks import EventLogSink, SinkRegistry, agent_events_topic
+from acp_bridge.translate.wire import session_update
 
 from . import presence
 from .arbiter import Arbiter, Decision
@@ -76,6 +77,9 @@ class SessionRecord:
     epoch: str = ""
     """Random, made with the session's first record: event ids are only comparable within one
     epoch (a recreated log numbers a session's events from 1 again)."""
+    additional_directories: tuple[str, ...] = ()
+    """The workspace roots besides ``cwd`` of the latest new/load/resume (ACP
+    ``additionalDirectories``)."""
 
     def info(self) -> dict[str, Any]:
         """ACP ``SessionInfo``."""
@@ -86,6 +90,8 @@ class SessionRecord:
         }
         if self.title:
             info["title"] = self.title
+        if self.additional_directories:
+            info["additionalDirectories"] = list(self.additional_directories)
         return info
 
 
@@ -128,7 +134,7 @@ class Session:
     ) -> None:
         self.record = record
         self.manager = manager
-        self.fanout = SessionFanout(record.session_id)
+        self.fanout = SessionFanout(record.session_id, context_window=manager.context_window)
         self.journal = SessionJournal(
             EventLogSink(manager.log, record.session_id),
             self.fanout,
@@ -160,6 +166,7 @@ class Session:
         self.abandoned: set[asyncio.Task[Any]] | None = None  # made by the first abandoned turn
         self.closed = False
         """Set when the session starts closing: no turn starts from then on."""
+        self._announced_info = (record.title, record.updated_at)
 
     @property
     def session_id(self) -> str:
@@ -312,6 +319,18 @@ class Session:
         """
         return await self.manager.settle(self)
 
+    def announce_info(self) -> None:
+        """Tell the session's clients that its title or last activity changed since last told
+        (ACP ``session_info_update``, the same values ``session/list`` shows)."""
+        title, updated_at = self.record.title, self.record.updated_at
+        if (title, updated_at) == self._announced_info:
+            return
+        self._announced_info = (title, updated_at)
+        update: dict[str, Any] = {"sessionUpdate": "session_info_update", "updatedAt": updated_at}
+        if title:
+            update["title"] = title
+        self.fanout.broadcast(session_update(self.session_id, update))
+
     # --- attachments -------------------------------------------------------------------------------
 
     def attach(self, attachment: Attachment, participant: Participant | None = None) -> None:
@@ -381,8 +400,11 @@ class SessionManager:
         backend: AgentBackend,
         context_factory: Callable[[Session], SessionContext],
         permission_timeout: float = 300.0,
+        context_window: int | None = None,
     ) -> None:
         self.log = log
+        self.context_window = context_window
+        """The model's context window in tokens, if configured (``usage_update``, decision 0027)."""
         self.permission_timeout = permission_timeout
         """Seconds a question to the controllers waits for one to attach when none is."""
         self.registry = registry
@@ -502,6 +524,7 @@ class SessionManager:
                 epoch=epoch if isinstance(epoch, str) and epoch else _legacy_epoch(sid, created_at),
                 # A rewritten index (retention) keeps closed sessions as one closed record.
                 closed=payload.get("closed") is True,
+                additional_directories=_directories(payload),
             )
         elif kind == "session_deleted":
             self.index.pop(sid, None)
@@ -510,6 +533,8 @@ class SessionManager:
             if kind == "session_updated":
                 record.updated_at = str(payload.get("updatedAt", record.updated_at))
                 record.title = payload.get("title", record.title)
+                if "additionalDirectories" in payload:
+                    record.additional_directories = _directories(payload)
             elif kind == "session_closed":
                 record.closed = True
 
@@ -521,6 +546,7 @@ class SessionManager:
             "updatedAt": record.updated_at,
             "title": record.title,
             "epoch": record.epoch,
+            "additionalDirectories": list(record.additional_directories),
         }
         if record.closed:
             payload["closed"] = True
@@ -529,23 +555,18 @@ class SessionManager:
         except Exception:
             logger.exception("could not persist %s for session %s", kind, record.session_id)
 
-    def forget(self, session_id: str) -> None:
-        """Remove a session that is not live from the index, for good (``session_deleted``).
-
-        Its events are the caller's to delete.
-        """
-        if session_id in self.sessions:
-            raise ValueError(f"session {session_id} is live; close it first")
-        record = self.index.pop(session_id, None)
-        if record is not None:
-            self._persist("session_deleted", record)
-
     def snapshot_index(self) -> None:
         """Append one ``session_created`` record per indexed session, with everything it holds now:
         replaying the index from the first of them gives the index as it is (retention then
         deletes the records before them)."""
         for record in list(self.index.values()):
             self._persist("session_created", record)
+
+    def set_additional_directories(self, session: Session, directories: tuple[str, ...]) -> None:
+        """Make ``directories`` the session's additional roots (persisted when they change)."""
+        if directories != session.record.additional_directories:
+            session.record.additional_directories = directories
+            self._persist("session_updated", session.record)
 
     def touch(self, session: Session) -> None:
         """Record activity on a session (its ``updatedAt`` and title)."""
@@ -562,12 +583,23 @@ class SessionManager:
         return session
 
     def create(
-        self, cwd: str, *, session_id: str | None = None, title: str | None = None
+        self,
+        cwd: str,
+        *,
+        session_id: str | None = None,
+        title: str | None = None,
+        additional_directories: tuple[str, ...] = (),
     ) -> Session:
         """A new session (registered, persisted; the backend is told by the caller)."""
         now = _now_iso()
         record = SessionRecord(
-            session_id or uuid.uuid4().hex, cwd, now, now, title, epoch=secrets.token_hex(8)
+            session_id or uuid.uuid4().hex,
+            cwd,
+            now,
+            now,
+            title,
+            epoch=secrets.token_hex(8),
+            additional_directories=additional_directories,
         )
         self.index[record.session_id] = record
         self._persist("session_created", record)
@@ -605,6 +637,49 @@ class SessionManager:
 
     async def close(self, session: Session) -> None:
         """Close ``session``: cancel its turns, tell the backend, drop its sinks and attachments."""
+        await self._shut_down(session)
+        self._mark_closed(session)
+        session.fanout.close()
+
+    async def delete(self, session_id: str, *, reclaim: bool = True) -> bool:
+        """Delete a session (decision 0025): shut it down if it is live, then leave a tombstone in
+        the index, so no restart lists or loads it again. With ``reclaim`` and a log that can
+        delete (:class:`~acp_bridge.eventlog.Prunable`), its events are deleted too (decision 0045).
+
+        Returns False if no such (undeleted) session is known.
+        """
+        record = self.index.get(session_id)
+        if record is None:
+            return False
+        session = self.sessions.get(session_id)
+        if session is not None:
+            await self._shut_down(session)
+            self._unwatch(session.journal)
+            self.sessions.pop(session_id, None)
+        record.closed = True
+        record.updated_at = _now_iso()
+        self._persist("session_deleted", record)
+        self.index.pop(session_id, None)
+        if session is not None:
+            session.fanout.close()
+        if reclaim:
+            await self.reclaim(session_id)
+        return True
+
+    async def reclaim(self, session_id: str) -> int:
+        """Delete the events of a deleted session from a log that can (in a thread); how many."""
+        if not isinstance(self.log, Prunable) or session_id in self.index:
+            return 0
+        topic = agent_events_topic(session_id)
+        try:
+            return await asyncio.to_thread(self.log.prune, topic, self.log.latest(topic) or 0)
+        except EventLogError:
+            logger.exception("could not delete the events of deleted session %s", session_id)
+            return 0
+
+    async def _shut_down(self, session: Session) -> None:
+        """Cancel the session's turns, tell the backend, drop its sinks; wait for what it emitted
+        on its way out (``session_closed``) to reach its clients."""
         session.closed = True
         session.cancel()
         async with session.turn_lock:
@@ -616,8 +691,6 @@ class SessionManager:
         self.registry.clear_session_sinks(session.session_id)
         # What the session emitted on its way out (session_closed) reaches its clients first.
         await self.settle(session)
-        self._mark_closed(session)
-        session.fanout.close()
 
     def discard(self, session: Session) -> None:
         """Drop a session whose creation failed: out of the registry, closed in the index.
@@ -678,6 +751,13 @@ class SessionManager:
         page = records[start : start + LIST_PAGE_SIZE]
         end = start + len(page)
         return page, (_encode_cursor(end) if end < len(records) else None)
+
+
+def _directories(payload: Mapping[str, Any]) -> tuple[str, ...]:
+    value = payload.get("additionalDirectories")
+    if not isinstance(value, list):
+        return ()
+    return tuple(path for path in value if isinstance(path, str))
 
 
 def _legacy_epoch(session_id: str, created_at: str) -> str:

@@ -186,6 +186,14 @@ class SessionContext(Protocol):
         """
 
     @property
+    def additional_directories(self) -> Sequence[str]:
+        """Workspace roots besides ``cwd`` (ACP ``additionalDirectories``), absolute, in order.
+
+        The complete list of the latest ``session/new``/``load``/``resume`` by a controller (a load
+        without it activates none); persisted with the session, so it survives restarts.
+        """
+
+    @property
     def client_capabilities(self) -> Mapping[str, Any]:
         """The raw ``clientCapabilities`` of the client driving the current turn."""
 

@@ -69,6 +69,8 @@ class ServerOptions:
     permission_timeout: float = 300.0
     """Seconds a permission request waits for a controller to attach when none is, before it is
     answered ``cancelled``."""
+    context_window: int | None = None
+    """The agent model's context window in tokens; ``usage_update`` is sent only when it is known."""
     allowed_origins: Sequence[str] = field(default_factory=tuple)
     allowed_hosts: Sequence[str] = field(default_factory=tuple)
     """``Host`` values accepted besides loopback names (``NAME`` or ``NAME:PORT``); see

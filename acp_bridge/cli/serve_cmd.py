@@ -105,6 +105,14 @@ def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep only the newest N events of each session (default: all)",
     )
     parser.add_argument(
+        "--context-window",
+        type=int,
+        default=None,
+        metavar="TOKENS",
+        help="the agent model's context window; with it, token usage is sent as ACP usage_update "
+        "(default: not sent, decision 0027)",
+    )
+    parser.add_argument(
         "--allow-origin",
         action="append",
         default=[],
@@ -183,6 +191,7 @@ async def _serve(args: argparse.Namespace) -> int:
         permission_timeout=args.permission_timeout,
         retain_days=args.retain_days,
         retain_events_per_session=args.retain_events_per_session,
+        context_window=args.context_window,
         allowed_origins=tuple(args.allow_origin),
         allowed_hosts=tuple(args.allow_host),
         insecure=args.insecure,

@@ -56,8 +56,10 @@ class FakeSessionContext:
         read_error: Exception | None = None,
         read_hangs: bool = False,
         mcp_servers: Sequence[Mapping[str, Any]] = (),
+        additional_directories: Sequence[str] = (),
     ) -> None:
         self._session_id = session_id
+        self._additional_directories = tuple(additional_directories)
         self._cwd = cwd
         self._mcp_servers = tuple(mcp_servers)
         self._capabilities: dict[str, Any] = {
@@ -103,6 +105,10 @@ class FakeSessionContext:
     @property
     def mcp_servers(self) -> Sequence[Mapping[str, Any]]:
         return self._mcp_servers
+
+    @property
+    def additional_directories(self) -> Sequence[str]:
+        return self._additional_directories
 
     @property
     def client_capabilities(self) -> Mapping[str, Any]:

@@ -145,11 +145,16 @@ def history(updates: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     """Updates as comparable dicts, for "load replays what the live client saw" checks.
 
     Left out: replay markers, the user's prompts (a live client is not echoed its own prompt; a replay
-    includes it) and command announcements (sent after the new/load response, so at a different place).
+    includes it), command announcements (sent after the new/load response, so at a different place)
+    and session info (the session's title and activity now, not history: ``session/list`` has it).
     """
     out = []
     for _, update in updates:
-        if update.session_update in ("available_commands_update", "user_message_chunk"):
+        if update.session_update in (
+            "available_commands_update",
+            "user_message_chunk",
+            "session_info_update",
+        ):
             continue
         dumped = update.model_dump(mode="json", by_alias=True, exclude_none=True)
         meta = dumped.pop("_meta", None) or {}

@@ -101,10 +101,13 @@ async def _answer(
         raise
     except Exception as exc:
         await session.settle()
+        session.announce_info()
         raise agent_failure(exc, session.session_id, "session/prompt") from None
     result: dict[str, Any] = {"stopReason": stop.value}
     # Every update of the turn is committed and queued before the response that ends the turn.
     persistence_error = await session.settle()
+    # The turn renamed (first prompt) and touched the session: its clients hear it before the answer.
+    session.announce_info()
     if persistence_error is not None:
         result["_meta"] = {"harn": {"persistenceError": persistence_error}}
     return result
