@@ -95,6 +95,10 @@ class BridgeSessionContext:
         """The session's workspace roots besides ``cwd`` (persisted with the session)."""
         return self._session.record.additional_directories
 
+    def config_options_changed(self) -> None:
+        """The backend changed the session's options itself: tell every client."""
+        self._session.announce_config_options()
+
     @property
     def _turn(self) -> Turn | None:
         return self._session.current_turn

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from acp_bridge.events.session_event import SessionEvent
 
@@ -123,14 +123,33 @@ class SessionMode:
 
 @dataclass(frozen=True, slots=True)
 class ConfigOption:
-    """A select-type session config option (ACP ``SessionConfigOption``)."""
+    """A session config option (ACP ``SessionConfigOption``): a select, or a boolean toggle.
+
+    A select has ``options`` ``(value, name)`` and a string ``current_value``; a boolean (made with
+    :meth:`boolean`) has ``kind="boolean"``, no options and a ``bool`` value. Boolean options are
+    shown only to clients that advertise ``session.configOptions.boolean``.
+    """
 
     id: str
     name: str
-    current_value: str
-    options: tuple[tuple[str, str], ...]  # (value, name)
+    current_value: str | bool
+    options: tuple[tuple[str, str], ...] = ()  # (value, name)
     description: str | None = None
     category: str | None = None
+    kind: Literal["select", "boolean"] = "select"
+
+    @classmethod
+    def boolean(
+        cls,
+        id: str,
+        name: str,
+        current_value: bool,
+        *,
+        description: str | None = None,
+        category: str | None = None,
+    ) -> ConfigOption:
+        """An on/off option."""
+        return cls(id, name, current_value, (), description, category, "boolean")
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +251,10 @@ class SessionContext(Protocol):
     async def terminal_request(self, method: str, params: Mapping[str, Any]) -> Any:
         """Any ``terminal/*`` request (``sessionId`` is added); needs the ``terminal`` capability."""
 
+    def config_options_changed(self) -> None:
+        """The backend changed the session's config options itself (a value, or the set): every
+        client of the session is sent the complete new set (``config_option_update``)."""
+
 
 @runtime_checkable
 class BackendHost(Protocol):
@@ -291,8 +314,10 @@ class AgentBackend(Protocol):
     async def set_mode(self, ctx: SessionContext, mode_id: str) -> None:
         """Switch the session's mode."""
 
-    async def set_config_option(self, ctx: SessionContext, config_id: str, value: str) -> None:
-        """Change one config option."""
+    async def set_config_option(
+        self, ctx: SessionContext, config_id: str, value: str | bool
+    ) -> None:
+        """Change one config option (a ``bool`` for a boolean option, a value id for a select)."""
 
     def commands(self) -> Sequence[SlashCommand]:
         """Slash commands announced after ``session/new``."""
@@ -349,7 +374,9 @@ class BaseBackend:
         """Modes are not offered by default."""
         raise BackendError(f"unknown mode {mode_id!r}")
 
-    async def set_config_option(self, ctx: SessionContext, config_id: str, value: str) -> None:
+    async def set_config_option(
+        self, ctx: SessionContext, config_id: str, value: str | bool
+    ) -> None:
         """Config options are not offered by default."""
         raise BackendError(f"unknown config option {config_id!r}")
 

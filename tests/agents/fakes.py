@@ -59,6 +59,7 @@ class FakeSessionContext:
         additional_directories: Sequence[str] = (),
     ) -> None:
         self._session_id = session_id
+        self.config_changes = 0
         self._additional_directories = tuple(additional_directories)
         self._cwd = cwd
         self._mcp_servers = tuple(mcp_servers)
@@ -105,6 +106,9 @@ class FakeSessionContext:
     @property
     def mcp_servers(self) -> Sequence[Mapping[str, Any]]:
         return self._mcp_servers
+
+    def config_options_changed(self) -> None:
+        self.config_changes += 1
 
     @property
     def additional_directories(self) -> Sequence[str]:
