@@ -19,6 +19,7 @@ from typing import Any, Final
 from acp_bridge.agents.base import (
     CapabilityNotAdvertised,
     ClientRequestFailed,
+    ElicitationResult,
     PermissionOption,
     PermissionOutcome,
 )
@@ -37,6 +38,8 @@ __all__ = ["BridgeSessionContext"]
 logger = logging.getLogger(__name__)
 
 _CANCELLED: Final = PermissionOutcome(None, cancelled=True)
+_ELICITATION_CANCELLED: Final = ElicitationResult("cancel")
+_ELICITATION_ACTIONS: Final = frozenset({"accept", "decline", "cancel"})
 
 
 def _current_task() -> asyncio.Task[Any] | None:
@@ -189,6 +192,53 @@ class BridgeSessionContext:
             return PermissionOutcome(answer["optionId"])
         return _CANCELLED
 
+    async def elicit(
+        self,
+        message: str,
+        requested_schema: Mapping[str, Any],
+        *,
+        tool_call_id: str | None = None,
+    ) -> ElicitationResult:
+        """``elicitation/create`` (form mode) to every controller that advertised
+        ``elicitation.form``; the first valid answer (:mod:`.arbiter`, decision 0029)."""
+        turn = self._turn
+        if turn is None or turn.cancelled.is_set() or self._abandoned():
+            return _ELICITATION_CANCELLED
+        if not any(_can_elicit(p) for p in self._session.controllers()):
+            raise CapabilityNotAdvertised("elicitation.form", "elicitation/create")
+        await self._session.settle()  # after what the turn emitted before it
+        if turn.cancelled.is_set():
+            return _ELICITATION_CANCELLED
+        params: dict[str, Any] = {
+            "sessionId": self.session_id,
+            "mode": "form",
+            "message": message,
+            "requestedSchema": dict(requested_schema),
+        }
+        if tool_call_id is not None:
+            params["toolCallId"] = tool_call_id
+        question = Question(
+            "elicitation/create",
+            lambda _participant: dict(params),
+            _elicitation_answer,
+            target={"toolCallId": tool_call_id} if tool_call_id is not None else {},
+            eligible=_can_elicit,
+        )
+        request = asyncio.ensure_future(self._session.arbiter.ask(question))
+        turn.permission_requests.add(request)  # a cancelled turn withdraws it like a permission
+        try:
+            decision = await request
+        except asyncio.CancelledError:
+            if turn.cancelled.is_set():
+                return _ELICITATION_CANCELLED
+            raise
+        finally:
+            turn.permission_requests.discard(request)
+        answer = decision.value
+        if not isinstance(answer, dict):
+            return _ELICITATION_CANCELLED
+        return ElicitationResult(answer["action"], answer.get("content"))
+
     def _permission_params(
         self,
         tool_call: Mapping[str, Any],
@@ -253,3 +303,22 @@ class BridgeSessionContext:
         if not method.startswith("terminal/"):
             raise ValueError(f"not a terminal method: {method}")
         return await self._client_request(("terminal",), method, dict(params))
+
+
+def _can_elicit(participant: Participant) -> bool:
+    """Whether the client advertised form-mode elicitation (``elicitation.form``)."""
+    elicitation = participant.client_capabilities.get("elicitation")
+    return isinstance(elicitation, Mapping) and isinstance(elicitation.get("form"), Mapping)
+
+
+def _elicitation_answer(result: Any) -> dict[str, Any] | None:
+    """What a client's answer to an elicitation means; ``None`` if it is not a valid one."""
+    action = result.get("action") if isinstance(result, dict) else None
+    if action not in _ELICITATION_ACTIONS:
+        return None
+    if action != "accept":
+        return {"action": action}
+    content = result.get("content")
+    if content is not None and not isinstance(content, dict):
+        return None
+    return {"action": "accept", "content": content or {}}

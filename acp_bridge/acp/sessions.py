@@ -387,7 +387,8 @@ class Session:
             session_id=self.session_id,
             control_id=f"ctrl_{uuid.uuid4().hex}",
             method=decision.method,
-            outcome=str(value.get("outcome", "cancelled")),
+            # A permission's answer has an ``outcome``, an elicitation's an ``action``.
+            outcome=str(value.get("outcome", value.get("action", "cancelled"))),
             status="accepted" if decision.decided else "expired",
             actor=actor,
             target=dict(decision.target),

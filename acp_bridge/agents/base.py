@@ -27,6 +27,7 @@ __all__ = [
     "CapabilityNotAdvertised",
     "ClientRequestFailed",
     "ConfigOption",
+    "ElicitationResult",
     "PermissionOption",
     "PermissionOutcome",
     "PromptCapabilities",
@@ -183,6 +184,23 @@ class PermissionOutcome:
         return not self.cancelled and (self.option_id or "").startswith("allow")
 
 
+@dataclass(frozen=True, slots=True)
+class ElicitationResult:
+    """A person's answer to :meth:`SessionContext.elicit` (ACP ``CreateElicitationResponse``).
+
+    ``action`` is ``accept`` (``content`` holds the form's values), ``decline`` (they said no) or
+    ``cancel`` (dismissed, the turn was cancelled, or nobody answered in time).
+    """
+
+    action: str
+    content: Mapping[str, Any] | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """True when the form was submitted."""
+        return self.action == "accept"
+
+
 @runtime_checkable
 class SessionContext(Protocol):
     """What a backend can do for one session. Provided by the ACP layer."""
@@ -254,6 +272,21 @@ class SessionContext(Protocol):
     def config_options_changed(self) -> None:
         """The backend changed the session's config options itself (a value, or the set): every
         client of the session is sent the complete new set (``config_option_update``)."""
+
+    async def elicit(
+        self,
+        message: str,
+        requested_schema: Mapping[str, Any],
+        *,
+        tool_call_id: str | None = None,
+    ) -> ElicitationResult:
+        """Ask a person for structured input (ACP ``elicitation/create``, form mode).
+
+        ``requested_schema`` is an ACP ``ElicitationSchema`` (a flat object of string, number,
+        integer, boolean and enum properties). Sent to every controller of the session that
+        advertised ``elicitation.form``; the first valid answer wins (like permission requests).
+        Raises :class:`CapabilityNotAdvertised` when no attached controller advertised it.
+        """
 
 
 @runtime_checkable

@@ -15,6 +15,7 @@ from typing import Any
 from acp_bridge.agents.base import (
     CapabilityNotAdvertised,
     ClientRequestFailed,
+    ElicitationResult,
     PermissionOption,
     PermissionOutcome,
 )
@@ -60,6 +61,8 @@ class FakeSessionContext:
     ) -> None:
         self._session_id = session_id
         self.config_changes = 0
+        self.elicitations: list[tuple[str, dict[str, Any], str | None]] = []
+        self.elicitation_answer = ElicitationResult("decline")
         self._additional_directories = tuple(additional_directories)
         self._cwd = cwd
         self._mcp_servers = tuple(mcp_servers)
@@ -109,6 +112,16 @@ class FakeSessionContext:
 
     def config_options_changed(self) -> None:
         self.config_changes += 1
+
+    async def elicit(
+        self,
+        message: str,
+        requested_schema: Mapping[str, Any],
+        *,
+        tool_call_id: str | None = None,
+    ) -> ElicitationResult:
+        self.elicitations.append((message, dict(requested_schema), tool_call_id))
+        return self.elicitation_answer
 
     @property
     def additional_directories(self) -> Sequence[str]:

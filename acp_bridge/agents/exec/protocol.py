@@ -252,6 +252,23 @@ def _invalid(message: str) -> RequestError:
     return RequestError(-32602, message)
 
 
+def elicitation_params(params: Mapping[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+    """The ``(message, requestedSchema, toolCallId)`` of an ``elicitation/create`` request (form
+    mode; snake_case names accepted too)."""
+    message = params.get("message")
+    schema = params.get("requestedSchema", params.get("requested_schema"))
+    tool_call_id = params.get("toolCallId", params.get("tool_call_id"))
+    if not isinstance(message, str):
+        raise _invalid("elicitation/create needs a message string")
+    if not isinstance(schema, dict):
+        raise _invalid("elicitation/create needs a requestedSchema object")
+    if params.get("mode", "form") != "form":
+        raise _invalid("only form-mode elicitation is supported")
+    if tool_call_id is not None and not isinstance(tool_call_id, str):
+        raise _invalid("toolCallId must be a string")
+    return message, schema, tool_call_id
+
+
 def permission_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], list[PermissionOption]]:
     """The ``(tool_call, options)`` of a ``session/request_permission`` request.
 

@@ -19,6 +19,7 @@ from acp_bridge.agents.base import (
 from acp_bridge.agents.exec.protocol import (
     RequestError,
     RequestLine,
+    elicitation_params,
     encode_op,
     permission_params,
     permission_result,
@@ -49,6 +50,13 @@ async def perform(ctx: SessionContext, request: RequestLine) -> Any:
     if method == "fs/write_text_file":
         await ctx.write_text_file(*write_params(params))
         return {}
+    if method == "elicitation/create":
+        message, schema, tool_call_id = elicitation_params(params)
+        answer = await ctx.elicit(message, schema, tool_call_id=tool_call_id)
+        result: dict[str, Any] = {"action": answer.action}
+        if answer.content is not None:
+            result["content"] = dict(answer.content)
+        return result
     if method.startswith("terminal/"):
         forwarded = {k: v for k, v in params.items() if k != "sessionId"}
         return await ctx.terminal_request(method, forwarded)
