@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -195,26 +196,32 @@ class BridgeSessionContext:
     async def elicit(
         self,
         message: str,
-        requested_schema: Mapping[str, Any],
+        requested_schema: Mapping[str, Any] | None = None,
         *,
+        url: str | None = None,
         tool_call_id: str | None = None,
     ) -> ElicitationResult:
-        """``elicitation/create`` (form mode) to every controller that advertised
-        ``elicitation.form``; the first valid answer (:mod:`.arbiter`, decision 0029)."""
+        """``elicitation/create`` to every controller that advertised the mode (a form, or a
+        URL); the first valid answer (:mod:`.arbiter`, decision 0029)."""
+        if (requested_schema is None) == (url is None):
+            raise ValueError("elicit() takes a requested_schema (form) or a url, not both")
+        mode = "form" if url is None else "url"
+        can_show = functools.partial(_can_elicit, mode)
         turn = self._turn
         if turn is None or turn.cancelled.is_set() or self._abandoned():
             return _ELICITATION_CANCELLED
-        if not any(_can_elicit(p) for p in self._session.controllers()):
-            raise CapabilityNotAdvertised("elicitation.form", "elicitation/create")
+        if not any(can_show(p) for p in self._session.controllers()):
+            raise CapabilityNotAdvertised(f"elicitation.{mode}", "elicitation/create")
         await self._session.settle()  # after what the turn emitted before it
         if turn.cancelled.is_set():
             return _ELICITATION_CANCELLED
-        params: dict[str, Any] = {
-            "sessionId": self.session_id,
-            "mode": "form",
-            "message": message,
-            "requestedSchema": dict(requested_schema),
-        }
+        params: dict[str, Any] = {"sessionId": self.session_id, "mode": mode, "message": message}
+        elicitation_id = None
+        if url is not None:
+            elicitation_id = f"elicit_{uuid.uuid4().hex}"
+            params.update(url=url, elicitationId=elicitation_id)
+        else:
+            params["requestedSchema"] = dict(requested_schema or {})
         if tool_call_id is not None:
             params["toolCallId"] = tool_call_id
         question = Question(
@@ -222,7 +229,7 @@ class BridgeSessionContext:
             lambda _participant: dict(params),
             _elicitation_answer,
             target={"toolCallId": tool_call_id} if tool_call_id is not None else {},
-            eligible=_can_elicit,
+            eligible=can_show,
         )
         request = asyncio.ensure_future(self._session.arbiter.ask(question))
         turn.permission_requests.add(request)  # a cancelled turn withdraws it like a permission
@@ -237,7 +244,18 @@ class BridgeSessionContext:
         answer = decision.value
         if not isinstance(answer, dict):
             return _ELICITATION_CANCELLED
-        return ElicitationResult(answer["action"], answer.get("content"))
+        return ElicitationResult(answer["action"], answer.get("content"), elicitation_id)
+
+    def complete_elicitation(self, elicitation_id: str) -> None:
+        """``elicitation/complete`` to every attached controller that can show URL elicitations."""
+        message = {
+            "jsonrpc": "2.0",
+            "method": "elicitation/complete",
+            "params": {"elicitationId": elicitation_id},
+        }
+        for attachment, participant in list(self._session.participants.items()):
+            if participant.principal.controls and _can_elicit("url", participant):
+                attachment.deliver(dict(message))
 
     def _permission_params(
         self,
@@ -305,10 +323,10 @@ class BridgeSessionContext:
         return await self._client_request(("terminal",), method, dict(params))
 
 
-def _can_elicit(participant: Participant) -> bool:
-    """Whether the client advertised form-mode elicitation (``elicitation.form``)."""
+def _can_elicit(mode: str, participant: Participant) -> bool:
+    """Whether the client advertised elicitation in ``mode`` (``elicitation.form``/``.url``)."""
     elicitation = participant.client_capabilities.get("elicitation")
-    return isinstance(elicitation, Mapping) and isinstance(elicitation.get("form"), Mapping)
+    return isinstance(elicitation, Mapping) and isinstance(elicitation.get(mode), Mapping)
 
 
 def _elicitation_answer(result: Any) -> dict[str, Any] | None:

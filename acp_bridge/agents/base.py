@@ -194,6 +194,8 @@ class ElicitationResult:
 
     action: str
     content: Mapping[str, Any] | None = None
+    elicitation_id: str | None = None
+    """URL mode: the id to pass to :meth:`SessionContext.complete_elicitation` once done."""
 
     @property
     def accepted(self) -> bool:
@@ -276,17 +278,25 @@ class SessionContext(Protocol):
     async def elicit(
         self,
         message: str,
-        requested_schema: Mapping[str, Any],
+        requested_schema: Mapping[str, Any] | None = None,
         *,
+        url: str | None = None,
         tool_call_id: str | None = None,
     ) -> ElicitationResult:
-        """Ask a person for structured input (ACP ``elicitation/create``, form mode).
+        """Ask a person for input (ACP ``elicitation/create``): a form, or a URL to open.
 
-        ``requested_schema`` is an ACP ``ElicitationSchema`` (a flat object of string, number,
-        integer, boolean and enum properties). Sent to every controller of the session that
-        advertised ``elicitation.form``; the first valid answer wins (like permission requests).
+        Form mode: ``requested_schema`` is an ACP ``ElicitationSchema`` (a flat object of string,
+        number, integer, boolean and enum properties); ``accept`` carries the values. URL mode
+        (``url`` instead): the person is sent to a page (sign-in, payment, secrets) and ``accept``
+        means they went; the result's ``elicitation_id`` is for :meth:`complete_elicitation`.
+        Sent to every controller of the session that advertised that mode
+        (``elicitation.form``/``.url``); the first valid answer wins (like permission requests).
         Raises :class:`CapabilityNotAdvertised` when no attached controller advertised it.
         """
+
+    def complete_elicitation(self, elicitation_id: str) -> None:
+        """The out-of-band flow of a URL-mode elicitation finished: tell the clients that can show
+        URL elicitations (``elicitation/complete``)."""
 
 
 @runtime_checkable

@@ -136,3 +136,46 @@ async def test_an_invalid_answer_is_not_a_decision(
         # The only capable controller gave no valid answer: the agent gets "cancel".
         assert await client.prompt(sid, "make a branch") == {"stopReason": "cancelled"}
     assert [a.action for a in answers] == ["cancel"]
+
+
+URL_CLIENT = {**FS_CAPABILITIES, "elicitation": {"url": {}}}
+
+
+async def sign_in(ctx: SessionContext, prompt: list[dict[str, Any]]) -> StopReason:
+    result = await ctx.elicit("Sign in to continue", url="https://example.test/login")
+    answers.append(result)
+    if result.accepted and result.elicitation_id is not None:
+        chunk(ctx, "Waiting for the sign-in…")
+        ctx.complete_elicitation(result.elicitation_id)
+    return StopReason.END_TURN
+
+
+async def test_url_mode_then_complete(scripted: tuple[BridgeHarness, ScriptedBackend]) -> None:
+    harness, backend = scripted
+    backend.script = sign_in
+    answers.clear()
+    async with (
+        harness.client(script=ClientScript(elicitation={"action": "accept"})) as client,
+        harness.client(script=ClientScript(elicitation=ACCEPT)) as form_only,
+    ):
+        await client.initialize(URL_CLIENT)
+        await form_only.initialize(ELICITING)
+        sid = await client.new_session()
+        await form_only.call("session/load", {"sessionId": sid, "cwd": "/tmp/project"})
+        assert await client.prompt(sid, "deploy") == {"stopReason": "end_turn"}
+        [request] = asked(client)
+        elicitation_id = request["params"]["elicitationId"]
+        assert request["params"] == {
+            "sessionId": sid,
+            "mode": "url",
+            "message": "Sign in to continue",
+            "url": "https://example.test/login",
+            "elicitationId": elicitation_id,
+        }
+        complete = await client.wait_for(lambda m: m.get("method") == "elicitation/complete")
+        assert complete["params"] == {"elicitationId": elicitation_id}
+        # A form-only client is neither asked nor told.
+        assert asked(form_only) == []
+        assert not [m for m in form_only.received if m.get("method") == "elicitation/complete"]
+    [result] = answers
+    assert (result.action, result.elicitation_id) == ("accept", elicitation_id)

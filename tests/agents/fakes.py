@@ -61,7 +61,8 @@ class FakeSessionContext:
     ) -> None:
         self._session_id = session_id
         self.config_changes = 0
-        self.elicitations: list[tuple[str, dict[str, Any], str | None]] = []
+        self.elicitations: list[tuple[str, Any, str | None]] = []
+        self.completed_elicitations: list[str] = []
         self.elicitation_answer = ElicitationResult("decline")
         self._additional_directories = tuple(additional_directories)
         self._cwd = cwd
@@ -116,12 +117,18 @@ class FakeSessionContext:
     async def elicit(
         self,
         message: str,
-        requested_schema: Mapping[str, Any],
+        requested_schema: Mapping[str, Any] | None = None,
         *,
+        url: str | None = None,
         tool_call_id: str | None = None,
     ) -> ElicitationResult:
-        self.elicitations.append((message, dict(requested_schema), tool_call_id))
+        self.elicitations.append(
+            (message, dict(requested_schema) if requested_schema else url, tool_call_id)
+        )
         return self.elicitation_answer
+
+    def complete_elicitation(self, elicitation_id: str) -> None:
+        self.completed_elicitations.append(elicitation_id)
 
     @property
     def additional_directories(self) -> Sequence[str]:

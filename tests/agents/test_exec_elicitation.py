@@ -50,3 +50,16 @@ async def test_malformed_requests_are_invalid_params(params: dict[str, Any]) -> 
     result = await answer(ctx, params)
     assert result["error"]["code"] == -32602
     assert ctx.elicitations == []
+
+
+async def test_url_mode_and_completion() -> None:
+    ctx = FakeSessionContext()
+    ctx.elicitation_answer = ElicitationResult("accept", None, "elicit_1")
+    result = await answer(
+        ctx, {"message": "Sign in", "mode": "url", "url": "https://example.test/login"}
+    )
+    assert result == {"result": {"action": "accept", "elicitationId": "elicit_1"}}
+    assert ctx.elicitations == [("Sign in", "https://example.test/login", None)]
+    request = RequestLine(8, "elicitation/complete", {"elicitationId": "elicit_1"}, "sess-demo")
+    assert await reply(request, lambda: ctx, pid=1) == {"result": {}}
+    assert ctx.completed_elicitations == ["elicit_1"]

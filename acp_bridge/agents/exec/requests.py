@@ -51,12 +51,21 @@ async def perform(ctx: SessionContext, request: RequestLine) -> Any:
         await ctx.write_text_file(*write_params(params))
         return {}
     if method == "elicitation/create":
-        message, schema, tool_call_id = elicitation_params(params)
-        answer = await ctx.elicit(message, schema, tool_call_id=tool_call_id)
+        message, schema, url, tool_call_id = elicitation_params(params)
+        answer = await ctx.elicit(message, schema, url=url, tool_call_id=tool_call_id)
         result: dict[str, Any] = {"action": answer.action}
         if answer.content is not None:
             result["content"] = dict(answer.content)
+        if answer.elicitation_id is not None:
+            result["elicitationId"] = answer.elicitation_id
         return result
+    if method == "elicitation/complete":
+        # A notification in ACP; a request here, so the child knows it went out.
+        elicitation_id = params.get("elicitationId", params.get("elicitation_id"))
+        if not isinstance(elicitation_id, str):
+            raise RequestError(-32602, "elicitation/complete needs an elicitationId string")
+        ctx.complete_elicitation(elicitation_id)
+        return {}
     if method.startswith("terminal/"):
         forwarded = {k: v for k, v in params.items() if k != "sessionId"}
         return await ctx.terminal_request(method, forwarded)
