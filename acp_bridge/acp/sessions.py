@@ -35,6 +35,7 @@ from acp_bridge.translate.wire import session_update
 
 from . import presence
 from .arbiter import Arbiter, Decision
+from .config_options import wire_options
 from .delivery import Attachment, SessionFanout
 from .journal import SessionJournal
 from .ports import Participant, TurnOwner
@@ -331,6 +332,20 @@ class Session:
             update["title"] = title
         self.fanout.broadcast(session_update(self.session_id, update))
 
+    def announce_config_options(self, *, exclude: Attachment | None = None) -> None:
+        """Send the session's complete config option set (``config_option_update``) to every
+        attached client but ``exclude``, each as it may see it (boolean options need a client
+        that advertised them)."""
+        options = self.manager.backend.config_options(self.context)
+        for attachment, participant in list(self.participants.items()):
+            if attachment is exclude or not attachment.open:
+                continue
+            visible = wire_options(options, participant.client_capabilities)
+            if not visible:
+                continue  # it is shown no option (booleans only, and it cannot show them)
+            update = {"sessionUpdate": "config_option_update", "configOptions": visible}
+            attachment.deliver(session_update(self.session_id, update))
+
     # --- attachments -------------------------------------------------------------------------------
 
     def attach(self, attachment: Attachment, participant: Participant | None = None) -> None:
@@ -379,7 +394,8 @@ class Session:
             session_id=self.session_id,
             control_id=f"ctrl_{uuid.uuid4().hex}",
             method=decision.method,
-            outcome=str(value.get("outcome", "cancelled")),
+            # A permission's answer has an ``outcome``, an elicitation's an ``action``.
+            outcome=str(value.get("outcome", value.get("action", "cancelled"))),
             status="accepted" if decision.decided else "expired",
             actor=actor,
             target=dict(decision.target),

@@ -23,7 +23,8 @@ BRIDGE_UPDATES: tuple[tuple[str, str], ...] = (
     ("current_mode_update", "`session/set_mode` by one client, to the session's other clients"),
     (
         "config_option_update",
-        "`session/set_config_option` by one client, to the session's other clients",
+        "`session/set_config_option` by one client, to the session's other clients; to every"
+        " client when the backend changes an option itself (`ctx.config_options_changed()`)",
     ),
     (
         "session_info_update",

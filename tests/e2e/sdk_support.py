@@ -128,13 +128,18 @@ class RecordingClient:
 
 @asynccontextmanager
 async def sdk_websocket_client(
-    url: str, client: RecordingClient, *, token: str | None = None
+    url: str, client: RecordingClient, *, token: str | None = None, unstable: bool = False
 ) -> AsyncIterator[tuple[ClientSideConnection, WireValidator]]:
-    """An SDK ``ClientSideConnection`` over the SDK's own WebSocket transport."""
+    """An SDK ``ClientSideConnection`` over the SDK's own WebSocket transport.
+
+    ``unstable`` turns on the SDK's methods it still calls unstable (elicitation, in the SDK
+    release we test with, though schema v1.21 has it stable)."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
     transport = await create_websocket_stream(url, headers=headers)
     validator = WireValidator()
-    conn = connect_to_agent(client, transport, observers=[validator])  # type: ignore[arg-type]
+    conn = connect_to_agent(  # type: ignore[arg-type]
+        client, transport, observers=[validator], use_unstable_protocol=unstable
+    )
     try:
         yield conn, validator
     finally:

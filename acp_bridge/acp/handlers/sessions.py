@@ -73,7 +73,7 @@ async def session_new(conn: AcpConnection, params: dict[str, Any], ctx: RequestC
             ) from None
     result = {
         "sessionId": session.session_id,
-        **session_setup(conn.host.backend, session),
+        **session_setup(conn.host.backend, session, conn.client_capabilities),
         "_meta": {"harn": {"epoch": session.record.epoch, "lastEventId": 0}},
     }
     return Reply(result, then=lambda: _opened(conn, session, attachment))
@@ -120,7 +120,7 @@ async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: Request
     if epoch_reset:
         harn["epochReset"] = True
     result = {
-        **session_setup(conn.host.backend, session),
+        **session_setup(conn.host.backend, session, conn.client_capabilities),
         "_meta": {"harn": harn, "acp_bridge": _presence(conn, session)},
     }
     return Reply(result, then=lambda: _opened(conn, session, attachment))
@@ -136,7 +136,7 @@ async def session_resume(conn: AcpConnection, params: dict[str, Any], ctx: Reque
     with _opening(conn, session, "session/resume"):
         await conn.sessions.start_backend(session, new=False)
     result = {
-        **session_setup(conn.host.backend, session),
+        **session_setup(conn.host.backend, session, conn.client_capabilities),
         "_meta": {
             "harn": {"epoch": session.record.epoch, "lastEventId": attachment.replayed_through},
             "acp_bridge": _presence(conn, session),
