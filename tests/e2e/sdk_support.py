@@ -21,6 +21,7 @@ from acp.schema import (
 from acp.ws import create_websocket_stream
 
 from tests.support.acp_schema import SchemaViolation, acp_schema
+from tests.support.replay_compare import overlay_update
 
 
 def declaring(*extensions: str) -> ClientCapabilities:
@@ -176,10 +177,18 @@ def history(updates: list[tuple[str, Any]]) -> list[dict[str, Any]]:
 def compacted(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``history(...)`` of a live stream as a compacted replay shows it: each run of consecutive
     agent message (or thought) text chunks merged into one with their text joined and the last
-    chunk's other fields (its event id)."""
+    chunk's other fields (its event id); each run of one tool call's updates merged into one."""
     out: list[dict[str, Any]] = []
     for item in items:
         kind = item.get("sessionUpdate")
+        if (
+            kind == "tool_call_update"
+            and out
+            and out[-1].get("sessionUpdate") == kind
+            and out[-1].get("toolCallId") == item.get("toolCallId")
+        ):
+            out[-1] = overlay_update(out[-1], item)  # one call's updates: its final state
+            continue
         content = item.get("content")
         mergeable = kind in ("agent_message_chunk", "agent_thought_chunk") and (
             isinstance(content, dict) and content.get("type") == "text"
