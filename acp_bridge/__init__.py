@@ -18,7 +18,7 @@ What is here:
 * the backend contract — :class:`AgentBackend`, :class:`BaseBackend`, :class:`FunctionBackend`,
   :class:`SessionContext`, :class:`BackendHost`, :class:`StopReason`, :class:`PermissionOption`,
   :class:`PermissionOutcome`, :class:`PromptCapabilities`, :class:`SlashCommand`,
-  :class:`SessionMode`, :class:`ConfigOption`, and the errors :class:`BackendError`,
+  :class:`SessionMode`, :class:`ConfigOption`, :class:`ElicitationResult`, and the errors :class:`BackendError`,
   :class:`SessionReadOnly`, :class:`CapabilityNotAdvertised`, :class:`ClientRequestFailed`;
 * running it — :func:`serve`, :class:`BridgeServer`, :class:`ServerOptions`, :func:`serve_stdio`,
   :class:`Profile`;
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         CapabilityNotAdvertised,
         ClientRequestFailed,
         ConfigOption,
+        ElicitationResult,
         PermissionOption,
         PermissionOutcome,
         PromptCapabilities,
@@ -81,6 +82,7 @@ __all__ = [
     "CapabilityNotAdvertised",
     "ClientRequestFailed",
     "ConfigOption",
+    "ElicitationResult",
     "FunctionBackend",
     "PermissionOption",
     "PermissionOutcome",
@@ -115,6 +117,7 @@ _LAZY: Final[dict[str, str]] = {
     "CapabilityNotAdvertised": _BASE,
     "ClientRequestFailed": _BASE,
     "ConfigOption": _BASE,
+    "ElicitationResult": _BASE,
     "PermissionOption": _BASE,
     "PermissionOutcome": _BASE,
     "PromptCapabilities": _BASE,

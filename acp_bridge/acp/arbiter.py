@@ -1,7 +1,7 @@
 """Arbitration of the agent's questions to the people watching a session (decision 0011).
 
-When the agent asks something only a person can answer (``session/request_permission``, and later
-elicitation), the session's :class:`Arbiter` asks every controller attached to the session at once,
+When the agent asks something only a person can answer (``session/request_permission``,
+``elicitation/create``), the session's :class:`Arbiter` asks every controller attached to the session at once,
 each with its own request id and in its own profile:
 
 * the first valid answer decides, and is what the agent gets, exactly once;
@@ -69,6 +69,8 @@ class Question:
     """The meaning of an answer's result, ``None`` for an invalid one."""
     target: Mapping[str, Any] = field(default_factory=dict)
     """What the question is about, for the record (e.g. ``{"toolCallId": …}``)."""
+    eligible: Callable[[Participant], bool] | None = None
+    """Which controllers can be asked (e.g. those that advertised elicitation); all by default."""
 
 
 @dataclass(eq=False)
@@ -124,8 +126,13 @@ class Arbiter:
         for pending in list(self._pending):
             self._issue(pending, participant)
 
-    def _live_controllers(self) -> list[Participant]:
-        return [p for p in self._controllers() if p.principal.controls and not p.closed]
+    def _live_controllers(self, question: Question) -> list[Participant]:
+        eligible = question.eligible
+        return [
+            p
+            for p in self._controllers()
+            if p.principal.controls and not p.closed and (eligible is None or eligible(p))
+        ]
 
     def _issue(self, pending: _Pending, participant: Participant) -> None:
         if pending.result.done() or participant.connection_id in pending.copies:
@@ -133,6 +140,8 @@ class Arbiter:
         if participant.closed or not participant.principal.controls:
             return  # observers are never asked anything
         question = pending.question
+        if question.eligible is not None and not question.eligible(participant):
+            return  # it could not show the question
         copy = asyncio.ensure_future(
             participant.request(
                 question.method, question.params_for(participant), timeout=ANSWER_TIMEOUT_SECONDS
@@ -189,7 +198,7 @@ class Arbiter:
             pending.changed.clear()
             if pending.unanswered:
                 timeout: float | None = None  # someone may still answer (each copy is bounded)
-            elif self._live_controllers():
+            elif self._live_controllers(pending.question):
                 # Everyone attached was asked and none gave a valid answer: fail closed.
                 self._undecided(pending, "no_valid_response")
                 break

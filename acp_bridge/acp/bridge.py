@@ -9,6 +9,7 @@ connections and the :class:`~acp_bridge.agents.base.BackendHost` of its backend.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from typing import Any
 
 from acp_bridge._version import __version__
 from acp_bridge.agents.base import CANCEL_GRACE_SECONDS, AgentBackend, SessionContext
-from acp_bridge.eventlog import EventLog
+from acp_bridge.eventlog import EventLog, Prunable
 from acp_bridge.rpc.principal import ANONYMOUS, Principal
 from acp_bridge.rpc.transport import CloseReason, Transport
 from acp_bridge.sinks import SinkRegistry, agent_events_topic, default_registry
@@ -25,7 +26,8 @@ from acp_bridge.translate import Profile
 from .config import BridgeConfig
 from .connection import AcpConnection
 from .context import BridgeSessionContext
-from .handlers import register_all
+from .handlers import acp_methods
+from .retention import RetentionPolicy, enforce_logged, run_retention
 from .sessions import SessionManager
 
 __all__ = ["AcpBridge", "BridgeConfig"]
@@ -55,6 +57,13 @@ class AcpBridge:
         self.closing = False
         """Set when :meth:`shutdown` starts: no new turn or session may begin from then on."""
         self._sessions: SessionManager | None = None
+        self.retention = RetentionPolicy(
+            self.config.retain_days,
+            self.config.retain_events_per_session,
+            self.config.retention_interval,
+        )
+        """What the log keeps (checked here: a bad limit fails before anything starts)."""
+        self._retention_task: asyncio.Task[None] | None = None
 
     @property
     def sessions(self) -> SessionManager:
@@ -66,6 +75,7 @@ class AcpBridge:
                 backend=self.backend,
                 context_factory=functools.partial(BridgeSessionContext, registry=self.registry),
                 permission_timeout=self.config.permission_timeout,
+                context_window=self.config.context_window,
             )
         return self._sessions
 
@@ -73,6 +83,14 @@ class AcpBridge:
         """Start the backend (it may open sessions of its own through the bridge, e.g. ``tail``)."""
         _ = self.sessions
         await self.backend.start(self)
+        if self.retention.active:
+            if not isinstance(self.log, Prunable):
+                logger.warning("retention is set, but this event log cannot delete; ignoring it")
+                return
+            await enforce_logged(self.sessions, self.retention)
+            self._retention_task = asyncio.create_task(
+                run_retention(self.sessions, self.retention), name="retention"
+            )
 
     # --- BackendHost -------------------------------------------------------------------------------
 
@@ -116,8 +134,8 @@ class AcpBridge:
             config=self.config,
             connection_id=connection_id,
             principal=principal,
+            methods=acp_methods(),
         )
-        register_all(connection)
         self.connections.add(connection)
         try:
             await connection.run()
@@ -151,6 +169,10 @@ class AcpBridge:
         restarted bridge and loads finds everything it was sent. Every wait is bounded.
         """
         self.closing = True
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
         sessions = list(self._sessions.sessions.values()) if self._sessions else []
         for session in sessions:
             session.cancel()

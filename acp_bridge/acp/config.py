@@ -31,7 +31,21 @@ class BridgeConfig:
     """Seconds a permission request waits for a controller to attach while none is attached; then
     it is answered ``cancelled``."""
 
+    retain_days: float | None = None
+    """Sessions not updated for this many days are deleted, with their events (``None``: kept)."""
+    retain_events_per_session: int | None = None
+    """At most this many events are kept per session, the newest (``None``: all)."""
+    retention_interval: float = 3600.0
+    """Seconds between two retention runs (the first runs at start)."""
+    context_window: int | None = None
+    """The agent model's context window in tokens, if known: ``usage_update`` (which needs it) is
+    sent for events that count tokens only when it is (decision 0027)."""
+
     def __post_init__(self) -> None:
+        if self.context_window is not None and self.context_window <= 0:
+            raise ValueError(
+                f"the context window must be a positive number of tokens, not {self.context_window}"
+            )
         if not self.permission_timeout >= 0:
             raise ValueError(
                 f"the permission timeout must be 0 or more seconds, not {self.permission_timeout}"

@@ -3,7 +3,7 @@
 :class:`AcpConnection` owns the connection's :class:`~acp_bridge.rpc.peer.JsonRpcPeer`, what the
 client said in ``initialize`` (capabilities, the resolved profile) and the connection's attachments
 to sessions. The ACP methods themselves live in :mod:`acp_bridge.acp.handlers`, one module per
-family, and are registered on it with :meth:`AcpConnection.add_method`. Sessions belong to the
+family, and are registered once in an :class:`AcpMethods` table that every connection shares. Sessions belong to the
 :class:`~acp_bridge.acp.sessions.SessionManager` and outlive the connection.
 
 The connection is the :class:`~acp_bridge.acp.ports.TurnOwner` of the turns it prompts: the
@@ -22,20 +22,20 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from acp_bridge.rpc.errors import InvalidRequest, ResourceNotFound
-from acp_bridge.rpc.peer import JsonRpcPeer, RequestContext
+from acp_bridge.rpc.peer import JsonRpcPeer, MethodTable, RequestContext
 from acp_bridge.rpc.principal import ANONYMOUS, Principal
 from acp_bridge.rpc.transport import CloseReason, Transport
 from acp_bridge.translate import Profile
 
 from .config import BridgeConfig
 from .delivery import Attachment
-from .extensions import ClientExtensions
+from .extensions import NO_EXTENSIONS, ClientExtensions
 from .params import session_id_of
 from .ports import ConnectionHost
 from .roles import check_allowed, may_notify
 from .sessions import Session, SessionManager
 
-__all__ = ["AcpConnection", "MethodHandler", "NotificationHandler"]
+__all__ = ["AcpConnection", "AcpMethods", "MethodHandler", "NotificationHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,48 @@ MethodHandler = Callable[["AcpConnection", dict[str, Any], RequestContext], Awai
 """An ACP request handler: the connection, the params, the request's context."""
 NotificationHandler = Callable[["AcpConnection", dict[str, Any]], Awaitable[None]]
 """An ACP notification handler."""
+
+
+ArrivalHook = Callable[["AcpConnection", dict[str, Any]], Any]
+"""Runs when a request is read, before any later message (see the peer's ``on_arrival``)."""
+
+
+class AcpMethods:
+    """The ACP methods a connection serves, registered once and shared by every connection.
+
+    Handlers get the connection first; the checks every method shares (``initialize`` first, the
+    caller's role) wrap them here, once, not per connection.
+    """
+
+    def __init__(self) -> None:
+        self.table = MethodTable()
+
+    def add_method(
+        self,
+        method: str,
+        handler: MethodHandler,
+        *,
+        before_initialize: bool = False,
+        inline: bool = False,
+        on_arrival: ArrivalHook | None = None,
+        answers_own_cancel: bool = False,
+    ) -> None:
+        """Serve ``method`` with ``handler`` (refused until ``initialize`` unless ``before_initialize``).
+
+        ``inline``, ``on_arrival`` and ``answers_own_cancel`` are the peer's
+        (:meth:`~acp_bridge.rpc.peer.JsonRpcPeer.add_method`); ``on_arrival`` gets the connection.
+        """
+        self.table.add_method(
+            method,
+            functools.partial(_call_any if before_initialize else _call_ready, method, handler),
+            inline=inline,
+            on_arrival=on_arrival,
+            answers_own_cancel=answers_own_cancel,
+        )
+
+    def add_notification(self, method: str, handler: NotificationHandler) -> None:
+        """Handle notifications of ``method`` (ignored before ``initialize``)."""
+        self.table.add_notification(method, functools.partial(_notify_ready, method, handler))
 
 
 class AcpConnection:
@@ -56,6 +98,7 @@ class AcpConnection:
         sessions: SessionManager,
         config: BridgeConfig,
         connection_id: str | None = None,
+        methods: AcpMethods | None = None,
         principal: Principal = ANONYMOUS,
     ):
         self.host = host
@@ -70,15 +113,17 @@ class AcpConnection:
             outbox_max_bytes=config.outbox_max_bytes,
             request_timeout=config.client_request_timeout,
             eof_grace=config.eof_grace,
+            table=None if methods is None else methods.table,
+            target=self,
         )
         self.initialized = False
         self.client_capabilities: Mapping[str, Any] = {}
         self.client_info: Mapping[str, Any] | None = None
         self.profile = Profile.STRICT
-        self.extensions = ClientExtensions()
+        self.extensions: ClientExtensions = NO_EXTENSIONS
         """The extension methods the client declared in ``initialize`` (see :meth:`wants`)."""
         self._attachments: dict[str, Attachment] = {}
-        self._prompt_handlers: set[asyncio.Task[Any]] = set()
+        self._prompt_handlers: set[asyncio.Task[Any]] | None = None  # made by the first prompt
 
     # --- registering methods -----------------------------------------------------------------------
 
@@ -89,29 +134,24 @@ class AcpConnection:
         *,
         before_initialize: bool = False,
         inline: bool = False,
-        on_arrival: Callable[[dict[str, Any]], Any] | None = None,
+        on_arrival: ArrivalHook | None = None,
         answers_own_cancel: bool = False,
     ) -> None:
-        """Serve ``method`` with ``handler`` (refused until ``initialize`` unless ``before_initialize``).
-
-        ``inline``, ``on_arrival`` and ``answers_own_cancel`` are the peer's
-        (:meth:`~acp_bridge.rpc.peer.JsonRpcPeer.add_method`).
-        """
-        # A partial, not a closure: every connection registers every method, and a partial is the
-        # smaller object (idle memory per connection is a measured budget).
+        """Serve ``method`` on this connection only (every connection's methods are in the shared
+        :class:`AcpMethods`); arguments as :meth:`AcpMethods.add_method`."""
         self.peer.add_method(
             method,
             functools.partial(
-                _call_ready if not before_initialize else _call_any, self, method, handler
+                _call_any if before_initialize else _call_ready, method, handler, self
             ),
             inline=inline,
-            on_arrival=on_arrival,
+            on_arrival=None if on_arrival is None else functools.partial(on_arrival, self),
             answers_own_cancel=answers_own_cancel,
         )
 
     def add_notification(self, method: str, handler: NotificationHandler) -> None:
-        """Handle notifications of ``method`` (ignored before ``initialize``)."""
-        self.peer.add_notification(method, functools.partial(_notify_ready, self, method, handler))
+        """Handle notifications of ``method`` on this connection only (ignored before ``initialize``)."""
+        self.peer.add_notification(method, functools.partial(_notify_ready, method, handler, self))
 
     def wants(self, method: str) -> bool:
         """Does the client want messages of ``method``? (Extension methods only when declared.)"""
@@ -188,8 +228,11 @@ class AcpConnection:
 
     def track_prompt(self, handler: asyncio.Task[Any]) -> None:
         """Count ``handler`` among the prompts :meth:`finish_prompts` waits for."""
-        self._prompt_handlers.add(handler)
-        handler.add_done_callback(self._prompt_handlers.discard)
+        handlers = self._prompt_handlers
+        if handlers is None:
+            handlers = self._prompt_handlers = set()
+        handlers.add(handler)
+        handler.add_done_callback(handlers.discard)
 
     async def run(self) -> None:
         """Serve the connection until it closes; its sessions live on."""
@@ -211,9 +254,9 @@ class AcpConnection:
 
 
 async def _call_ready(
-    conn: AcpConnection,
     method: str,
     handler: MethodHandler,
+    conn: AcpConnection,
     params: dict[str, Any],
     ctx: RequestContext,
 ) -> Any:
@@ -224,9 +267,9 @@ async def _call_ready(
 
 
 async def _call_any(
-    conn: AcpConnection,
     method: str,
     handler: MethodHandler,
+    conn: AcpConnection,
     params: dict[str, Any],
     ctx: RequestContext,
 ) -> Any:
@@ -235,7 +278,7 @@ async def _call_any(
 
 
 async def _notify_ready(
-    conn: AcpConnection, method: str, handler: NotificationHandler, params: dict[str, Any]
+    method: str, handler: NotificationHandler, conn: AcpConnection, params: dict[str, Any]
 ) -> None:
     if not conn.initialized:
         return

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from acp_bridge.agents.base import (
     CapabilityNotAdvertised,
     ClientRequestFailed,
+    ElicitationResult,
     PermissionOption,
     PermissionOutcome,
 )
@@ -37,6 +39,8 @@ __all__ = ["BridgeSessionContext"]
 logger = logging.getLogger(__name__)
 
 _CANCELLED: Final = PermissionOutcome(None, cancelled=True)
+_ELICITATION_CANCELLED: Final = ElicitationResult("cancel")
+_ELICITATION_ACTIONS: Final = frozenset({"accept", "decline", "cancel"})
 
 
 def _current_task() -> asyncio.Task[Any] | None:
@@ -91,6 +95,15 @@ class BridgeSessionContext:
         return self._session.mcp_servers
 
     @property
+    def additional_directories(self) -> Sequence[str]:
+        """The session's workspace roots besides ``cwd`` (persisted with the session)."""
+        return self._session.record.additional_directories
+
+    def config_options_changed(self) -> None:
+        """The backend changed the session's options itself: tell every client."""
+        self._session.announce_config_options()
+
+    @property
     def _turn(self) -> Turn | None:
         return self._session.current_turn
 
@@ -141,7 +154,7 @@ class BridgeSessionContext:
         is somebody else's, so nothing it does may reach a client.
         """
         abandoned = self._session.abandoned
-        return bool(abandoned) and _current_task() in abandoned
+        return bool(abandoned) and abandoned is not None and _current_task() in abandoned
 
     async def request_permission(
         self, tool_call: Mapping[str, Any], options: Sequence[PermissionOption]
@@ -179,6 +192,70 @@ class BridgeSessionContext:
         if isinstance(answer, dict) and answer.get("outcome") == "selected":
             return PermissionOutcome(answer["optionId"])
         return _CANCELLED
+
+    async def elicit(
+        self,
+        message: str,
+        requested_schema: Mapping[str, Any] | None = None,
+        *,
+        url: str | None = None,
+        tool_call_id: str | None = None,
+    ) -> ElicitationResult:
+        """``elicitation/create`` to every controller that advertised the mode (a form, or a
+        URL); the first valid answer (:mod:`.arbiter`, decision 0029)."""
+        if (requested_schema is None) == (url is None):
+            raise ValueError("elicit() takes a requested_schema (form) or a url, not both")
+        mode = "form" if url is None else "url"
+        can_show = functools.partial(_can_elicit, mode)
+        turn = self._turn
+        if turn is None or turn.cancelled.is_set() or self._abandoned():
+            return _ELICITATION_CANCELLED
+        if not any(can_show(p) for p in self._session.controllers()):
+            raise CapabilityNotAdvertised(f"elicitation.{mode}", "elicitation/create")
+        await self._session.settle()  # after what the turn emitted before it
+        if turn.cancelled.is_set():
+            return _ELICITATION_CANCELLED
+        params: dict[str, Any] = {"sessionId": self.session_id, "mode": mode, "message": message}
+        elicitation_id = None
+        if url is not None:
+            elicitation_id = f"elicit_{uuid.uuid4().hex}"
+            params.update(url=url, elicitationId=elicitation_id)
+        else:
+            params["requestedSchema"] = dict(requested_schema or {})
+        if tool_call_id is not None:
+            params["toolCallId"] = tool_call_id
+        question = Question(
+            "elicitation/create",
+            lambda _participant: dict(params),
+            _elicitation_answer,
+            target={"toolCallId": tool_call_id} if tool_call_id is not None else {},
+            eligible=can_show,
+        )
+        request = asyncio.ensure_future(self._session.arbiter.ask(question))
+        turn.permission_requests.add(request)  # a cancelled turn withdraws it like a permission
+        try:
+            decision = await request
+        except asyncio.CancelledError:
+            if turn.cancelled.is_set():
+                return _ELICITATION_CANCELLED
+            raise
+        finally:
+            turn.permission_requests.discard(request)
+        answer = decision.value
+        if not isinstance(answer, dict):
+            return _ELICITATION_CANCELLED
+        return ElicitationResult(answer["action"], answer.get("content"), elicitation_id)
+
+    def complete_elicitation(self, elicitation_id: str) -> None:
+        """``elicitation/complete`` to every attached controller that can show URL elicitations."""
+        message = {
+            "jsonrpc": "2.0",
+            "method": "elicitation/complete",
+            "params": {"elicitationId": elicitation_id},
+        }
+        for attachment, participant in list(self._session.participants.items()):
+            if participant.principal.controls and _can_elicit("url", participant):
+                attachment.deliver(dict(message))
 
     def _permission_params(
         self,
@@ -244,3 +321,22 @@ class BridgeSessionContext:
         if not method.startswith("terminal/"):
             raise ValueError(f"not a terminal method: {method}")
         return await self._client_request(("terminal",), method, dict(params))
+
+
+def _can_elicit(mode: str, participant: Participant) -> bool:
+    """Whether the client advertised elicitation in ``mode`` (``elicitation.form``/``.url``)."""
+    elicitation = participant.client_capabilities.get("elicitation")
+    return isinstance(elicitation, Mapping) and isinstance(elicitation.get(mode), Mapping)
+
+
+def _elicitation_answer(result: Any) -> dict[str, Any] | None:
+    """What a client's answer to an elicitation means; ``None`` if it is not a valid one."""
+    action = result.get("action") if isinstance(result, dict) else None
+    if action not in _ELICITATION_ACTIONS:
+        return None
+    if action != "accept":
+        return {"action": action}
+    content = result.get("content")
+    if content is not None and not isinstance(content, dict):
+        return None
+    return {"action": "accept", "content": content or {}}

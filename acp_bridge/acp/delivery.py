@@ -176,10 +176,14 @@ class SessionFanout:
     attachments: list[Attachment] = field(default_factory=list)
     runtime: RuntimeTranslator | None = None
     """The stateful translator for runtime-dialect events (created on first use)."""
+    context_window: int | None = None
+    """The model's context window in tokens, when known: ``usage_update`` needs it (decision 0027)."""
 
     def _runtime_messages(self, event: SessionRuntimeEvent) -> list[Message]:
         if self.runtime is None:
-            self.runtime = RuntimeTranslator(session_id=self.session_id)
+            self.runtime = RuntimeTranslator(
+                session_id=self.session_id, context_window=self.context_window
+            )
         try:
             return self.runtime.translate(event.event).messages
         except UnmappedRunError:  # pragma: no cover - a default session is always set
@@ -218,7 +222,9 @@ class SessionFanout:
                     translated = [_stampable_copy(m) for m in runtime_messages]
                 else:
                     assert not isinstance(event, SessionRuntimeEvent)
-                    translated = translate(event, profile=profile)
+                    translated = translate(
+                        event, profile=profile, context_window=self.context_window
+                    )
                 for message in translated:
                     if event_id is not None:
                         stamp_event_id(message, profile, self.session_id, event_id)

@@ -13,6 +13,7 @@ See ``docs/decisions/0009-extension-notifications-on-declaration.md``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -24,6 +25,7 @@ from acp_bridge.translate.capabilities import EXTENSION_DECLARATION_FIELD
 __all__ = [
     "DECLARATION_FIELD",
     "HARN_NAMESPACE",
+    "NO_EXTENSIONS",
     "ClientExtensions",
     "client_extensions",
     "is_extension_method",
@@ -72,6 +74,10 @@ class ClientExtensions:
         return sorted(method for method in offered if self.wants(method))
 
 
+NO_EXTENSIONS: Final = ClientExtensions()
+"""What a connection wants before ``initialize`` (standard methods only); shared."""
+
+
 def client_extensions(client_capabilities: Mapping[str, Any], profile: Profile) -> ClientExtensions:
     """What a client's ``initialize`` capabilities (and its resolved profile) ask for.
 
@@ -92,4 +98,10 @@ def client_extensions(client_capabilities: Mapping[str, Any], profile: Profile) 
         entries.extend(declared)
     if profile is Profile.HARN or "harn" in meta:
         entries.append(HARN_NAMESPACE)
+    return _parsed(tuple(entries))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(entries: tuple[str, ...]) -> ClientExtensions:
+    # Immutable, and nearly every client declares one of a few lists: connections share them.
     return ClientExtensions.of(entries)

@@ -45,7 +45,8 @@ class SessionJournal:
         self._loop = loop
         self._loop_thread = loop_thread
         self._lock = threading.Lock()  # the append and the queueing; taken on any thread
-        self._pending: deque[_Pending] = deque()
+        # Made on the first event: an idle session keeps no empty deque (600 bytes).
+        self._pending: deque[_Pending] | None = None
         self._appended = 0  # the last id appended through this journal
         # Written by the committing thread, read by the loop; guarded by its own lock because the
         # memory log reports a commit from inside append(), while _lock is held.
@@ -72,7 +73,10 @@ class SessionJournal:
             if event_id is None:
                 return
             self._appended = event_id
-            self._pending.append((event_id, event, exclude))
+            pending = self._pending
+            if pending is None:
+                pending = self._pending = deque()
+            pending.append((event_id, event, exclude))
         if threading.get_ident() == self._loop_thread:
             self._drain()
 
@@ -98,7 +102,7 @@ class SessionJournal:
         ready: list[_Pending] = []
         with self._lock:
             pending = self._pending
-            while pending and pending[0][0] <= durable:
+            while pending and pending[0][0] <= durable:  # None or empty: nothing waits
                 ready.append(pending.popleft())
         for event_id, event, exclude in ready:
             self._fanout.publish(event, event_id, exclude)

@@ -9,7 +9,13 @@ from typing import Any
 from acp_bridge.rpc.errors import InvalidParams
 from acp_bridge.translate import Profile
 
-__all__ = ["cwd_of", "mcp_servers_of", "replay_mode_of", "session_id_of"]
+__all__ = [
+    "additional_directories_of",
+    "cwd_of",
+    "mcp_servers_of",
+    "replay_mode_of",
+    "session_id_of",
+]
 
 
 def session_id_of(params: Mapping[str, Any]) -> str:
@@ -28,6 +34,21 @@ def cwd_of(params: Mapping[str, Any], *, required: bool = True) -> str | None:
     if not isinstance(cwd, str) or not os.path.isabs(cwd):
         raise InvalidParams("cwd must be an absolute path", data={"field": "cwd"})
     return cwd
+
+
+def additional_directories_of(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """``additionalDirectories``: absolute paths, in order, without repeats (omitted = none)."""
+    value = params.get("additionalDirectories")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(path, str) and os.path.isabs(path) for path in value
+    ):
+        raise InvalidParams(
+            "additionalDirectories must be a list of absolute paths",
+            data={"field": "additionalDirectories"},
+        )
+    return tuple(dict.fromkeys(value))
 
 
 def mcp_servers_of(params: Mapping[str, Any]) -> tuple[dict[str, Any], ...] | None:

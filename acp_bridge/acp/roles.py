@@ -19,7 +19,7 @@ FORBIDDEN_CODE: Final = -32011
 """The code Harn's WebSocket hub uses for a role that may not call a method."""
 
 OBSERVER_METHODS: Final = frozenset(
-    {"initialize", "authenticate", "session/list", "session/load", "session/resume"}
+    {"initialize", "authenticate", "logout", "session/list", "session/load", "session/resume"}
 )
 """The requests an observer may send."""
 

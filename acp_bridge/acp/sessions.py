@@ -28,12 +28,14 @@ from acp_bridge.agents.base import (
     SessionReadOnly,
     StopReason,
 )
-from acp_bridge.eventlog import EventLog, LogRecord
+from acp_bridge.eventlog import EventLog, EventLogError, LogRecord, Prunable
 from acp_bridge.events.harn import ControlOutcome, UserMessage
 from acp_bridge.sinks import EventLogSink, SinkRegistry, agent_events_topic
+from acp_bridge.translate.wire import session_update
 
 from . import presence
 from .arbiter import Arbiter, Decision
+from .config_options import wire_options
 from .delivery import Attachment, SessionFanout
 from .journal import SessionJournal
 from .ports import Participant, TurnOwner
@@ -76,6 +78,9 @@ class SessionRecord:
     epoch: str = ""
     """Random, made with the session's first record: event ids are only comparable within one
     epoch (a recreated log numbers a session's events from 1 again)."""
+    additional_directories: tuple[str, ...] = ()
+    """The workspace roots besides ``cwd`` of the latest new/load/resume (ACP
+    ``additionalDirectories``)."""
 
     def info(self) -> dict[str, Any]:
         """ACP ``SessionInfo``."""
@@ -86,6 +91,8 @@ class SessionRecord:
         }
         if self.title:
             info["title"] = self.title
+        if self.additional_directories:
+            info["additionalDirectories"] = list(self.additional_directories)
         return info
 
 
@@ -128,7 +135,7 @@ class Session:
     ) -> None:
         self.record = record
         self.manager = manager
-        self.fanout = SessionFanout(record.session_id)
+        self.fanout = SessionFanout(record.session_id, context_window=manager.context_window)
         self.journal = SessionJournal(
             EventLogSink(manager.log, record.session_id),
             self.fanout,
@@ -157,9 +164,10 @@ class Session:
         # no update of a turn can follow another turn's response.
         self._answered: asyncio.Event | None = None
         # Backend tasks that did not stop after a cancel: whatever they still emit is dropped.
-        self.abandoned: set[asyncio.Task[Any]] = set()
+        self.abandoned: set[asyncio.Task[Any]] | None = None  # made by the first abandoned turn
         self.closed = False
         """Set when the session starts closing: no turn starts from then on."""
+        self._announced_info = (record.title, record.updated_at)
 
     @property
     def session_id(self) -> str:
@@ -200,12 +208,14 @@ class Session:
             turn = Turn(owner=owner, number=self.turn_count)
             ticket.turn = turn
             self.current_turn = turn
+            self.manager.changed(self.session_id)
             try:
                 self._record_prompt(prompt, exclude=owner_attachment)
                 return await self._drive(turn, prompt)
             finally:
                 self.current_turn = None
                 self.manager.touch(self)
+                self.manager.changed(self.session_id)
 
     async def _wait_answered(self, answered: asyncio.Event) -> None:
         """Wait until the previous turn's response is queued (bounded: a lost signal cannot wedge
@@ -259,6 +269,8 @@ class Session:
             logger.warning(
                 "backend turn of session %s did not stop; abandoning it", self.session_id
             )
+            if self.abandoned is None:
+                self.abandoned = set()
             self.abandoned.add(task)
             task.add_done_callback(self.abandoned.discard)
         if task.done() and not task.cancelled() and task.exception() is not None:
@@ -308,6 +320,32 @@ class Session:
         """
         return await self.manager.settle(self)
 
+    def announce_info(self) -> None:
+        """Tell the session's clients that its title or last activity changed since last told
+        (ACP ``session_info_update``, the same values ``session/list`` shows)."""
+        title, updated_at = self.record.title, self.record.updated_at
+        if (title, updated_at) == self._announced_info:
+            return
+        self._announced_info = (title, updated_at)
+        update: dict[str, Any] = {"sessionUpdate": "session_info_update", "updatedAt": updated_at}
+        if title:
+            update["title"] = title
+        self.fanout.broadcast(session_update(self.session_id, update))
+
+    def announce_config_options(self, *, exclude: Attachment | None = None) -> None:
+        """Send the session's complete config option set (``config_option_update``) to every
+        attached client but ``exclude``, each as it may see it (boolean options need a client
+        that advertised them)."""
+        options = self.manager.backend.config_options(self.context)
+        for attachment, participant in list(self.participants.items()):
+            if attachment is exclude or not attachment.open:
+                continue
+            visible = wire_options(options, participant.client_capabilities)
+            if not visible:
+                continue  # it is shown no option (booleans only, and it cannot show them)
+            update = {"sessionUpdate": "config_option_update", "configOptions": visible}
+            attachment.deliver(session_update(self.session_id, update))
+
     # --- attachments -------------------------------------------------------------------------------
 
     def attach(self, attachment: Attachment, participant: Participant | None = None) -> None:
@@ -324,6 +362,7 @@ class Session:
             return
         presence.announce(self.session_id, participant, "attached", self.participants.items())
         self.arbiter.offer(participant)
+        self.manager.changed(self.session_id)
 
     def detach(self, attachment: Attachment) -> None:
         """Stop delivering to ``attachment``."""
@@ -331,6 +370,8 @@ class Session:
         participant = self.participants.pop(attachment, None)
         if participant is not None and attachment.open:
             presence.announce(self.session_id, participant, "detached", self.participants.items())
+        if participant is not None:
+            self.manager.changed(self.session_id)
 
     def attached(self) -> list[Participant]:
         """The participants whose session response has been sent (the ones presence shows)."""
@@ -353,7 +394,8 @@ class Session:
             session_id=self.session_id,
             control_id=f"ctrl_{uuid.uuid4().hex}",
             method=decision.method,
-            outcome=str(value.get("outcome", "cancelled")),
+            # A permission's answer has an ``outcome``, an elicitation's an ``action``.
+            outcome=str(value.get("outcome", value.get("action", "cancelled"))),
             status="accepted" if decision.decided else "expired",
             actor=actor,
             target=dict(decision.target),
@@ -374,8 +416,11 @@ class SessionManager:
         backend: AgentBackend,
         context_factory: Callable[[Session], SessionContext],
         permission_timeout: float = 300.0,
+        context_window: int | None = None,
     ) -> None:
         self.log = log
+        self.context_window = context_window
+        """The model's context window in tokens, if configured (``usage_update``, decision 0027)."""
         self.permission_timeout = permission_timeout
         """Seconds a question to the controllers waits for one to attach when none is."""
         self.registry = registry
@@ -388,6 +433,7 @@ class SessionManager:
         # Topic → the journals that append to it (normally one; sanitised ids may collide).
         # Replaced, never mutated: the log's writer thread reads it.
         self._journals: dict[str, tuple[SessionJournal, ...]] = {}
+        self._listeners: list[Callable[[str], None]] = []
         self._load_index()
         log.add_commit_listener(self._on_commit)
 
@@ -411,6 +457,26 @@ class SessionManager:
         else:
             journals.pop(journal.topic, None)
         self._journals = journals
+
+    # --- observers ------------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(session_id)`` (on the event loop) when a session is created or closed,
+        a client attaches or leaves, or a turn starts or ends (what the inspector shows live)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[str], None]) -> None:
+        """Stop calling ``listener``; unknown listeners are ignored."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def changed(self, session_id: str) -> None:
+        """Tell the listeners that ``session_id`` changed; a failing listener is logged and skipped."""
+        for listener in list(self._listeners):
+            try:
+                listener(session_id)
+            except Exception:
+                logger.exception("session listener failed")
 
     # --- durability ----------------------------------------------------------------------------------
 
@@ -472,28 +538,51 @@ class SessionManager:
                 payload.get("title"),
                 # Records written before epochs existed get a stable one from what they hold.
                 epoch=epoch if isinstance(epoch, str) and epoch else _legacy_epoch(sid, created_at),
+                # A rewritten index (retention) keeps closed sessions as one closed record.
+                closed=payload.get("closed") is True,
+                additional_directories=_directories(payload),
             )
+        elif kind == "session_deleted":
+            self.index.pop(sid, None)
         elif sid in self.index:
             record = self.index[sid]
             if kind == "session_updated":
                 record.updated_at = str(payload.get("updatedAt", record.updated_at))
                 record.title = payload.get("title", record.title)
+                if "additionalDirectories" in payload:
+                    record.additional_directories = _directories(payload)
             elif kind == "session_closed":
                 record.closed = True
 
     def _persist(self, kind: str, record: SessionRecord) -> None:
-        payload = {
+        payload: dict[str, Any] = {
             "sessionId": record.session_id,
             "cwd": record.cwd,
             "createdAt": record.created_at,
             "updatedAt": record.updated_at,
             "title": record.title,
             "epoch": record.epoch,
+            "additionalDirectories": list(record.additional_directories),
         }
+        if record.closed:
+            payload["closed"] = True
         try:
             self.log.append(SESSION_INDEX_TOPIC, LogRecord(kind, payload))
         except Exception:
             logger.exception("could not persist %s for session %s", kind, record.session_id)
+
+    def snapshot_index(self) -> None:
+        """Append one ``session_created`` record per indexed session, with everything it holds now:
+        replaying the index from the first of them gives the index as it is (retention then
+        deletes the records before them)."""
+        for record in list(self.index.values()):
+            self._persist("session_created", record)
+
+    def set_additional_directories(self, session: Session, directories: tuple[str, ...]) -> None:
+        """Make ``directories`` the session's additional roots (persisted when they change)."""
+        if directories != session.record.additional_directories:
+            session.record.additional_directories = directories
+            self._persist("session_updated", session.record)
 
     def touch(self, session: Session) -> None:
         """Record activity on a session (its ``updatedAt`` and title)."""
@@ -510,16 +599,29 @@ class SessionManager:
         return session
 
     def create(
-        self, cwd: str, *, session_id: str | None = None, title: str | None = None
+        self,
+        cwd: str,
+        *,
+        session_id: str | None = None,
+        title: str | None = None,
+        additional_directories: tuple[str, ...] = (),
     ) -> Session:
         """A new session (registered, persisted; the backend is told by the caller)."""
         now = _now_iso()
         record = SessionRecord(
-            session_id or uuid.uuid4().hex, cwd, now, now, title, epoch=secrets.token_hex(8)
+            session_id or uuid.uuid4().hex,
+            cwd,
+            now,
+            now,
+            title,
+            epoch=secrets.token_hex(8),
+            additional_directories=additional_directories,
         )
         self.index[record.session_id] = record
         self._persist("session_created", record)
-        return self._activate(record)
+        session = self._activate(record)
+        self.changed(record.session_id)
+        return session
 
     def live(self, session_id: str) -> Session | None:
         """The session if it is live in this process (never restores one)."""
@@ -551,6 +653,49 @@ class SessionManager:
 
     async def close(self, session: Session) -> None:
         """Close ``session``: cancel its turns, tell the backend, drop its sinks and attachments."""
+        await self._shut_down(session)
+        self._mark_closed(session)
+        session.fanout.close()
+
+    async def delete(self, session_id: str, *, reclaim: bool = True) -> bool:
+        """Delete a session (decision 0025): shut it down if it is live, then leave a tombstone in
+        the index, so no restart lists or loads it again. With ``reclaim`` and a log that can
+        delete (:class:`~acp_bridge.eventlog.Prunable`), its events are deleted too (decision 0045).
+
+        Returns False if no such (undeleted) session is known.
+        """
+        record = self.index.get(session_id)
+        if record is None:
+            return False
+        session = self.sessions.get(session_id)
+        if session is not None:
+            await self._shut_down(session)
+            self._unwatch(session.journal)
+            self.sessions.pop(session_id, None)
+        record.closed = True
+        record.updated_at = _now_iso()
+        self._persist("session_deleted", record)
+        self.index.pop(session_id, None)
+        if session is not None:
+            session.fanout.close()
+        if reclaim:
+            await self.reclaim(session_id)
+        return True
+
+    async def reclaim(self, session_id: str) -> int:
+        """Delete the events of a deleted session from a log that can (in a thread); how many."""
+        if not isinstance(self.log, Prunable) or session_id in self.index:
+            return 0
+        topic = agent_events_topic(session_id)
+        try:
+            return await asyncio.to_thread(self.log.prune, topic, self.log.latest(topic) or 0)
+        except EventLogError:
+            logger.exception("could not delete the events of deleted session %s", session_id)
+            return 0
+
+    async def _shut_down(self, session: Session) -> None:
+        """Cancel the session's turns, tell the backend, drop its sinks; wait for what it emitted
+        on its way out (``session_closed``) to reach its clients."""
         session.closed = True
         session.cancel()
         async with session.turn_lock:
@@ -562,8 +707,6 @@ class SessionManager:
         self.registry.clear_session_sinks(session.session_id)
         # What the session emitted on its way out (session_closed) reaches its clients first.
         await self.settle(session)
-        self._mark_closed(session)
-        session.fanout.close()
 
     def discard(self, session: Session) -> None:
         """Drop a session whose creation failed: out of the registry, closed in the index.
@@ -581,6 +724,7 @@ class SessionManager:
         session.record.updated_at = _now_iso()
         self._persist("session_closed", session.record)
         self.sessions.pop(session.session_id, None)
+        self.changed(session.session_id)
 
     async def quiesce(self, timeout: float) -> None:  # noqa: ASYNC109 - bounded by design
         """Wait (bounded) until no session runs a turn: a turn records its session's activity last,
@@ -623,6 +767,13 @@ class SessionManager:
         page = records[start : start + LIST_PAGE_SIZE]
         end = start + len(page)
         return page, (_encode_cursor(end) if end < len(records) else None)
+
+
+def _directories(payload: Mapping[str, Any]) -> tuple[str, ...]:
+    value = payload.get("additionalDirectories")
+    if not isinstance(value, list):
+        return ()
+    return tuple(path for path in value if isinstance(path, str))
 
 
 def _legacy_epoch(session_id: str, created_at: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from acp_bridge.events.session_event import SessionEvent
 
@@ -27,6 +27,7 @@ __all__ = [
     "CapabilityNotAdvertised",
     "ClientRequestFailed",
     "ConfigOption",
+    "ElicitationResult",
     "PermissionOption",
     "PermissionOutcome",
     "PromptCapabilities",
@@ -123,14 +124,33 @@ class SessionMode:
 
 @dataclass(frozen=True, slots=True)
 class ConfigOption:
-    """A select-type session config option (ACP ``SessionConfigOption``)."""
+    """A session config option (ACP ``SessionConfigOption``): a select, or a boolean toggle.
+
+    A select has ``options`` ``(value, name)`` and a string ``current_value``; a boolean (made with
+    :meth:`boolean`) has ``kind="boolean"``, no options and a ``bool`` value. Boolean options are
+    shown only to clients that advertise ``session.configOptions.boolean``.
+    """
 
     id: str
     name: str
-    current_value: str
-    options: tuple[tuple[str, str], ...]  # (value, name)
+    current_value: str | bool
+    options: tuple[tuple[str, str], ...] = ()  # (value, name)
     description: str | None = None
     category: str | None = None
+    kind: Literal["select", "boolean"] = "select"
+
+    @classmethod
+    def boolean(
+        cls,
+        id: str,
+        name: str,
+        current_value: bool,
+        *,
+        description: str | None = None,
+        category: str | None = None,
+    ) -> ConfigOption:
+        """An on/off option."""
+        return cls(id, name, current_value, (), description, category, "boolean")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +184,25 @@ class PermissionOutcome:
         return not self.cancelled and (self.option_id or "").startswith("allow")
 
 
+@dataclass(frozen=True, slots=True)
+class ElicitationResult:
+    """A person's answer to :meth:`SessionContext.elicit` (ACP ``CreateElicitationResponse``).
+
+    ``action`` is ``accept`` (``content`` holds the form's values), ``decline`` (they said no) or
+    ``cancel`` (dismissed, the turn was cancelled, or nobody answered in time).
+    """
+
+    action: str
+    content: Mapping[str, Any] | None = None
+    elicitation_id: str | None = None
+    """URL mode: the id to pass to :meth:`SessionContext.complete_elicitation` once done."""
+
+    @property
+    def accepted(self) -> bool:
+        """True when the form was submitted."""
+        return self.action == "accept"
+
+
 @runtime_checkable
 class SessionContext(Protocol):
     """What a backend can do for one session. Provided by the ACP layer."""
@@ -183,6 +222,14 @@ class SessionContext(Protocol):
         ACP ``McpServer`` objects as sent (``stdio``: ``name``, ``command``, ``args``, ``env``; ``http``
         and ``sse``: ``type``, ``name``, ``url``, ``headers``). Kept in memory only, never logged:
         they may carry secrets. Empty for sessions no client has opened.
+        """
+
+    @property
+    def additional_directories(self) -> Sequence[str]:
+        """Workspace roots besides ``cwd`` (ACP ``additionalDirectories``), absolute, in order.
+
+        The complete list of the latest ``session/new``/``load``/``resume`` by a controller (a load
+        without it activates none); persisted with the session, so it survives restarts.
         """
 
     @property
@@ -223,6 +270,33 @@ class SessionContext(Protocol):
 
     async def terminal_request(self, method: str, params: Mapping[str, Any]) -> Any:
         """Any ``terminal/*`` request (``sessionId`` is added); needs the ``terminal`` capability."""
+
+    def config_options_changed(self) -> None:
+        """The backend changed the session's config options itself (a value, or the set): every
+        client of the session is sent the complete new set (``config_option_update``)."""
+
+    async def elicit(
+        self,
+        message: str,
+        requested_schema: Mapping[str, Any] | None = None,
+        *,
+        url: str | None = None,
+        tool_call_id: str | None = None,
+    ) -> ElicitationResult:
+        """Ask a person for input (ACP ``elicitation/create``): a form, or a URL to open.
+
+        Form mode: ``requested_schema`` is an ACP ``ElicitationSchema`` (a flat object of string,
+        number, integer, boolean and enum properties); ``accept`` carries the values. URL mode
+        (``url`` instead): the person is sent to a page (sign-in, payment, secrets) and ``accept``
+        means they went; the result's ``elicitation_id`` is for :meth:`complete_elicitation`.
+        Sent to every controller of the session that advertised that mode
+        (``elicitation.form``/``.url``); the first valid answer wins (like permission requests).
+        Raises :class:`CapabilityNotAdvertised` when no attached controller advertised it.
+        """
+
+    def complete_elicitation(self, elicitation_id: str) -> None:
+        """The out-of-band flow of a URL-mode elicitation finished: tell the clients that can show
+        URL elicitations (``elicitation/complete``)."""
 
 
 @runtime_checkable
@@ -283,8 +357,10 @@ class AgentBackend(Protocol):
     async def set_mode(self, ctx: SessionContext, mode_id: str) -> None:
         """Switch the session's mode."""
 
-    async def set_config_option(self, ctx: SessionContext, config_id: str, value: str) -> None:
-        """Change one config option."""
+    async def set_config_option(
+        self, ctx: SessionContext, config_id: str, value: str | bool
+    ) -> None:
+        """Change one config option (a ``bool`` for a boolean option, a value id for a select)."""
 
     def commands(self) -> Sequence[SlashCommand]:
         """Slash commands announced after ``session/new``."""
@@ -341,7 +417,9 @@ class BaseBackend:
         """Modes are not offered by default."""
         raise BackendError(f"unknown mode {mode_id!r}")
 
-    async def set_config_option(self, ctx: SessionContext, config_id: str, value: str) -> None:
+    async def set_config_option(
+        self, ctx: SessionContext, config_id: str, value: str | bool
+    ) -> None:
         """Config options are not offered by default."""
         raise BackendError(f"unknown config option {config_id!r}")
 

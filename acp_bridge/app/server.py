@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +32,8 @@ from acp_bridge.transports.websocket_server import (
     WebSocketServer,
     WebSocketServerConfig,
 )
+
+from .inspector import Inspector
 
 __all__ = [
     "BridgeServer",
@@ -69,6 +71,8 @@ class ServerOptions:
     permission_timeout: float = 300.0
     """Seconds a permission request waits for a controller to attach when none is, before it is
     answered ``cancelled``."""
+    context_window: int | None = None
+    """The agent model's context window in tokens; ``usage_update`` is sent only when it is known."""
     allowed_origins: Sequence[str] = field(default_factory=tuple)
     allowed_hosts: Sequence[str] = field(default_factory=tuple)
     """``Host`` values accepted besides loopback names (``NAME`` or ``NAME:PORT``); see
@@ -82,6 +86,12 @@ class ServerOptions:
     """Seconds a client may stay behind before it is disconnected with 1013."""
     outbox_max_bytes: int = 64 * 1024 * 1024
     """Bytes that may wait for one client before it is disconnected at once."""
+    retain_days: float | None = None
+    """Sessions not updated for this many days are deleted with their events (``None``: kept)."""
+    retain_events_per_session: int | None = None
+    """At most this many events kept per session, the newest (``None``: all)."""
+    inspector: bool = True
+    """Serve the read-only inspector at ``/inspect`` (same credentials as the endpoint)."""
 
     def bridge_config(self) -> BridgeConfig:
         """The ACP layer's part of these options (the fields both name alike)."""
@@ -151,13 +161,18 @@ class BridgeServer:
         self.log_spec = self.options.event_log or default_event_log_spec()
         self.log = log if log is not None else open_event_log(self.log_spec)
         self.bridge = _assemble(backend, self.options, self.log)
+        self.inspector = Inspector(self.bridge) if self.options.inspector else None
         self.websocket = WebSocketServer(
-            self.options.websocket_config(tokens), self._handle, health=self.bridge.health
+            self.options.websocket_config(tokens),
+            self._handle,
+            health=self.bridge.health,
+            mounted=self.inspector,
         )
         self._stopped = False
 
-    async def _handle(self, transport: Transport, info: ConnectionInfo) -> None:
-        await self.bridge.handle_connection(
+    def _handle(self, transport: Transport, info: ConnectionInfo) -> Awaitable[None]:
+        # Not a coroutine of its own: its frame would live as long as the connection.
+        return self.bridge.handle_connection(
             transport, connection_id=info.connection_id, principal=info.principal
         )
 
@@ -173,9 +188,13 @@ class BridgeServer:
         except BaseException:
             self._close_log()
             raise
+        if self.inspector is not None:
+            self.inspector.start()
         try:
             await self.websocket.start()
         except BaseException:
+            if self.inspector is not None:
+                self.inspector.stop()
             await self.bridge.shutdown()  # closes the started backend
             self._close_log()
             raise
@@ -195,6 +214,8 @@ class BridgeServer:
             await self.bridge.shutdown()
         finally:
             await self.websocket.close()
+            if self.inspector is not None:
+                self.inspector.stop()
             self._close_log()
 
     async def __aenter__(self) -> BridgeServer:

@@ -102,6 +102,26 @@ def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
         "before it is answered cancelled (default 300)",
     )
     parser.add_argument(
+        "--retain-days",
+        type=float,
+        metavar="DAYS",
+        help="delete sessions (and their events) not updated for this many days (default: keep)",
+    )
+    parser.add_argument(
+        "--retain-events-per-session",
+        type=int,
+        metavar="N",
+        help="keep only the newest N events of each session (default: all)",
+    )
+    parser.add_argument(
+        "--context-window",
+        type=int,
+        default=None,
+        metavar="TOKENS",
+        help="the agent model's context window; with it, token usage is sent as ACP usage_update "
+        "(default: not sent, decision 0027)",
+    )
+    parser.add_argument(
         "--allow-origin",
         action="append",
         default=[],
@@ -146,6 +166,12 @@ def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long a client may stay 8192 messages behind before it is disconnected with 1013 "
         "(default 5)",
     )
+    parser.add_argument(
+        "--no-inspector",
+        dest="inspector",
+        action="store_false",
+        help="do not serve the read-only inspector page and API at /inspect",
+    )
 
 
 def _banner(args: argparse.Namespace, url: str, log_spec: str, agent: str) -> str:
@@ -154,6 +180,7 @@ def _banner(args: argparse.Namespace, url: str, log_spec: str, agent: str) -> st
         f"acp-bridge {__version__} serving the {agent} agent",
         f"  WebSocket:  {url}",
         f"  health:     {http}/healthz",
+        *([f"  inspector:  {http}/inspect"] if args.inspector else []),
         f"  event log:  {log_spec}",
         f"  profile:    {args.profile}",
         "",
@@ -230,12 +257,16 @@ async def _serve(args: argparse.Namespace) -> int:
         token=args.token,
         tokens_file=args.tokens,
         permission_timeout=args.permission_timeout,
+        retain_days=args.retain_days,
+        retain_events_per_session=args.retain_events_per_session,
+        context_window=args.context_window,
         allowed_origins=tuple(args.allow_origin),
         allowed_hosts=tuple(args.allow_host),
         insecure=args.insecure,
         max_message_bytes=args.max_message_bytes,
         slow_client_grace=args.slow_client_grace,
         eof_grace=args.eof_grace,
+        inspector=args.inspector,
     )
     if args.stdio:
         await serve_stdio(backend, options)

@@ -23,9 +23,11 @@ import orjson
 from .base import EventLogError
 
 __all__ = [
+    "DELETE_EVENTS",
     "EVENT_ID_BITS",
     "MAX_EVENT_ID",
     "SCHEMA_VERSION",
+    "SELECT_FIRST_KEY",
     "AtomReader",
     "AtomWriter",
     "ensure_schema",
@@ -81,6 +83,8 @@ def event_key(topic_id: int, event_id: int) -> int:
 
 
 SELECT_HEADS: Final = "SELECT name, last_id FROM topics"
+SELECT_FIRST_KEY: Final = "SELECT MIN(event_key) FROM events WHERE event_key > ? AND event_key <= ?"
+DELETE_EVENTS: Final = "DELETE FROM events WHERE event_key > ? AND event_key <= ?"
 
 _UPGRADE_FROM_1 = (
     _CREATE_TOPICS,
@@ -167,8 +171,10 @@ class AtomReader:
 
     def __init__(self) -> None:
         self._topics: dict[str, int] = {}
-        self._kinds: dict[int, str] = {}
-        self._headers: dict[int, Mapping[str, Any]] = {}
+        self.kinds: dict[int, str] = {}
+        """Kinds read so far, by atom id (read-only for callers; :meth:`kind` fills it)."""
+        self.header_sets: dict[int, Mapping[str, Any]] = {}
+        """Header sets read so far, by atom id (read-only for callers: copy before handing out)."""
 
     def topic_id(self, conn: sqlite3.Connection, name: str) -> int | None:
         """The id of topic ``name``, or ``None`` if the file doesn't have it (yet)."""
@@ -182,19 +188,24 @@ class AtomReader:
 
     def kind(self, conn: sqlite3.Connection, atom_id: int) -> str:
         """The record kind stored as ``atom_id``."""
-        kind = self._kinds.get(atom_id)
+        kind = self.kinds.get(atom_id)
         if kind is None:
-            kind = self._kinds[atom_id] = bytes(self._value(conn, atom_id)).decode()
+            kind = self.kinds[atom_id] = bytes(self._value(conn, atom_id)).decode()
         return kind
 
     def headers(self, conn: sqlite3.Connection, atom_id: int | None) -> dict[str, Any]:
         """A fresh copy of the header set stored as ``atom_id`` (empty for ``None``)."""
         if atom_id is None:
             return {}
-        headers = self._headers.get(atom_id)
+        headers = self.header_sets.get(atom_id)
         if headers is None:
-            headers = self._headers[atom_id] = orjson.loads(self._value(conn, atom_id))
+            headers = self.header_sets[atom_id] = orjson.loads(self._value(conn, atom_id))
         return dict(headers)
+
+    def shared_headers(self, conn: sqlite3.Connection, atom_id: int) -> Mapping[str, Any]:
+        """The header set stored as ``atom_id``, the cached mapping itself (never change it)."""
+        self.headers(conn, atom_id)
+        return self.header_sets[atom_id]
 
     @staticmethod
     def _value(conn: sqlite3.Connection, atom_id: int) -> bytes:

@@ -27,6 +27,7 @@ __all__ = [
     "InvalidTopic",
     "LogEntry",
     "LogRecord",
+    "Prunable",
     "now_ms",
     "sanitize_topic_component",
     "validate_topic",
@@ -317,4 +318,25 @@ class EventLog(Protocol):
 
         Closing twice is harmless. Afterwards, ``append`` and reads raise :exc:`EventLogClosed`.
         """
+        ...
+
+
+@runtime_checkable
+class Prunable(Protocol):
+    """A log that can forget the oldest entries of a topic (retention, deleted sessions).
+
+    Ids are never reused: after ``prune(topic, n)`` the topic continues from where it was, and a
+    read from an ``after`` below ``n`` starts at the first entry left.
+    """
+
+    def prune(self, topic: str, through: int) -> int:
+        """Delete the committed entries of ``topic`` with ids up to ``through``; return how many.
+
+        May wait for I/O (coroutines call it in a thread). Entries not committed yet are never
+        deleted, so ``through`` is capped at the committed head.
+        """
+        ...
+
+    def first_id(self, topic: str) -> int | None:
+        """The lowest id ``topic`` still holds (``None`` when it holds none)."""
         ...

@@ -22,7 +22,7 @@ __all__ = ["MemoryEventLog"]
 class MemoryEventLog:
     """An :class:`~acp_bridge.eventlog.EventLog` that keeps every entry in a list per topic.
 
-    Nothing is ever evicted, so memory grows with the number of records until :meth:`close`. An
+    Nothing is evicted unless :meth:`prune` is called, so memory grows with the number of records. An
     entry is committed when ``append`` returns (nothing outlives the process anyway), and commit
     listeners are told so from the appending thread, one call per append.
 
@@ -34,6 +34,7 @@ class MemoryEventLog:
     def __init__(self, *, live_queue_size: int = DEFAULT_LIVE_QUEUE_SIZE) -> None:
         self._lock = threading.Lock()
         self._topics: dict[str, list[LogEntry]] = {}
+        self._pruned: dict[str, int] = {}  # per topic, the highest id deleted by prune()
         self._closed = False
         self._hub = LiveHub(live_queue_size)
         self._listeners = CommitListeners()
@@ -51,7 +52,7 @@ class MemoryEventLog:
             entries = self._topics.get(topic)
             if entries is None:
                 entries = self._topics[validate_topic(topic)] = []
-            entry = LogEntry(topic, len(entries) + 1, record)
+            entry = LogEntry(topic, self._pruned.get(topic, 0) + len(entries) + 1, record)
             entries.append(entry)
             self._hub.publish(entry)
         if self._listeners:
@@ -65,8 +66,9 @@ class MemoryEventLog:
         with self._lock:
             self._check_open()
             entries = self._topics.get(topic, [])
-            # Ids are list positions plus one.
-            return entries[after:] if limit is None else entries[after : after + limit]
+            # Ids are list positions plus one, plus what prune() removed from the front.
+            start = max(after - self._pruned.get(topic, 0), 0)
+            return entries[start:] if limit is None else entries[start : start + limit]
 
     def subscribe(self, topic: str, after: int = 0) -> AsyncGenerator[LogEntry, None]:
         """Iterate over stored then live entries; see :meth:`EventLog.subscribe`."""
@@ -84,7 +86,32 @@ class MemoryEventLog:
         with self._lock:
             self._check_open()
             entries = self._topics.get(topic)
-            return len(entries) if entries else None
+            if entries is None:
+                return None
+            head = self._pruned.get(topic, 0) + len(entries)
+            return head or None
+
+    def prune(self, topic: str, through: int) -> int:
+        """Forget the entries of ``topic`` with ids up to ``through``; see :class:`Prunable`."""
+        validate_topic(topic)
+        with self._lock:
+            self._check_open()
+            entries = self._topics.get(topic)
+            if not entries:
+                return 0
+            pruned = self._pruned.get(topic, 0)
+            count = min(max(through - pruned, 0), len(entries))
+            if count:
+                del entries[:count]
+                self._pruned[topic] = pruned + count
+            return count
+
+    def first_id(self, topic: str) -> int | None:
+        """The lowest id ``topic`` still holds; see :class:`Prunable`."""
+        with self._lock:
+            self._check_open()
+            entries = self._topics.get(topic)
+            return entries[0].id if entries else None
 
     def committed(self, topic: str) -> int | None:
         """Return the highest id, like :meth:`latest`: an entry is committed once appended."""
@@ -117,6 +144,7 @@ class MemoryEventLog:
                 return
             self._closed = True
             self._topics = {}
+            self._pruned = {}
         self._hub.close()
 
     def _check_open(self) -> None:

@@ -25,16 +25,19 @@ import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Mapping
 from itertools import islice
-from typing import Literal
+from types import MappingProxyType
+from typing import Any, Literal, TypeAlias
 
 import orjson
 
 from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow, resolve_threadsafe
 from ._sqlite_rows import (
+    DELETE_EVENTS,
     INSERT_EVENT,
     MAX_EVENT_ID,
     SCHEMA_VERSION,
     SELECT_EVENTS,
+    SELECT_FIRST_KEY,
     SELECT_HEADS,
     UPDATE_HEAD,
     AtomReader,
@@ -53,7 +56,11 @@ from .base import (
     validate_topic,
 )
 
-__all__ = ["SCHEMA_VERSION", "SqliteEventLog"]
+__all__ = ["SCHEMA_VERSION", "RawRow", "SqliteEventLog"]
+
+RawRow: TypeAlias = tuple[int, str, Mapping[str, Any], int, bytes]
+"""``(id, kind, headers, occurred_at_ms, payload JSON)``; see :meth:`SqliteEventLog.read_committed_rows`."""
+_NO_HEADERS: Mapping[str, Any] = MappingProxyType({})
 
 try:
     import fcntl
@@ -80,6 +87,10 @@ CHECKPOINT_BYTES = 4 * 1024 * 1024
 _Queued = tuple[LogEntry, bytes, bytes | None]
 _AsyncFlush = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 """An :meth:`SqliteEventLog.aflush` waiting for the commit count to reach its target."""
+
+
+PRUNE_CHUNK = 20_000
+"""Most ids :meth:`SqliteEventLog.prune` deletes in one transaction."""
 
 
 class SqliteEventLog:
@@ -148,6 +159,7 @@ class SqliteEventLog:
         self._space = threading.Condition(self._lock)  # append() waits here under backpressure
         self._heads: dict[str, int] = heads  # last id assigned, per topic
         self._committed: dict[str, int] = dict(heads)  # last id committed, per topic
+        self._floors: dict[str, int] = {}  # per topic, below its first stored id (learnt lazily)
         # Entries not committed yet, per topic, ascending: the queued ones and the writer's batch.
         self._unsettled: dict[str, deque[LogEntry]] = {}
         self._unsettled_count = 0
@@ -207,6 +219,10 @@ class SqliteEventLog:
         try:
             writer = self._connect()
             connections.append(writer)
+            # Takes effect only in a new file, and only before WAL mode initialises it: pages
+            # freed by prune() then go back to the file system (`PRAGMA incremental_vacuum`).
+            # Older files switch with `acp-bridge log compact`.
+            writer.execute("PRAGMA auto_vacuum = INCREMENTAL")
             mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise EventLogError(f"{self._path}: cannot use WAL journal mode (got {mode!r})")
@@ -476,8 +492,14 @@ class SqliteEventLog:
         with self._lock:
             self._check_open()
             committed, recent = self._snapshot(topic, after, limit)
+            floor = self._floors.get(topic)
         if after >= committed:
             return recent
+        if floor is None:
+            floor = self._floor(topic)
+        after = max(after, floor)  # pruned entries are gone: start at the first one left
+        if after >= committed:
+            return recent if limit is None else recent[:limit]
         count = committed - after if limit is None else min(limit, committed - after)
         stored = self._select(topic, after, committed, count)
         if limit is not None:
@@ -501,6 +523,12 @@ class SqliteEventLog:
 
     def _select(self, topic: str, after: int, upto: int, count: int) -> list[LogEntry]:
         """Read the ``count`` committed entries of ``topic`` after ``after``, up to ``upto``."""
+        return [
+            LogEntry(topic, event_id, LogRecord.from_json(kind, payload, dict(headers), at))
+            for event_id, kind, headers, at, payload in self._select_rows(topic, after, upto, count)
+        ]
+
+    def _select_rows(self, topic: str, after: int, upto: int, count: int) -> list[RawRow]:
         with self._reader_lock:
             if self._reader is None:
                 raise EventLogClosed("event log is closed")
@@ -515,26 +543,140 @@ class SqliteEventLog:
                         (event_key(topic_id, after), event_key(topic_id, upto), count),
                     ).fetchall()
                 )
-                if len(rows) != count:
+                if len(rows) != count and not self._pruned_since(topic, after):
                     raise EventLogError(
                         f"event log {self._path}: topic {topic!r} lost committed entries"
                         f" after id {after} (found {len(rows)} of {count})"
                     )
-                return [
-                    LogEntry(
-                        topic,
-                        key & MAX_EVENT_ID,
-                        LogRecord.from_json(
-                            atoms.kind(reader, kind_id),
-                            payload,
-                            atoms.headers(reader, headers_id),
-                            occurred_at_ms,
-                        ),
-                    )
-                    for key, kind_id, headers_id, occurred_at_ms, payload in rows
-                ]
+                # The hot loop of every replay: the atom lookups inlined, misses asked once.
+                kinds, header_sets = atoms.kinds, atoms.header_sets
+                out: list[RawRow] = []
+                for key, kind_id, headers_id, occurred_at_ms, payload in rows:
+                    kind = kinds.get(kind_id)
+                    if kind is None:
+                        kind = atoms.kind(reader, kind_id)
+                    if headers_id is None:
+                        headers: Mapping[str, Any] = _NO_HEADERS
+                    else:
+                        headers = header_sets.get(headers_id) or atoms.shared_headers(
+                            reader, headers_id
+                        )
+                    out.append((key & MAX_EVENT_ID, kind, headers, occurred_at_ms, payload))
+                return out
             except sqlite3.Error as exc:
                 raise EventLogError(f"event log {self._path}: read failed: {exc}") from exc
+
+    def read_committed_rows(self, topic: str, after: int, limit: int) -> list[RawRow]:
+        """Up to ``limit`` committed entries of ``topic`` after ``after``, as plain rows.
+
+        ``(id, kind, headers, occurred_at_ms, payload JSON)``: what :meth:`read_range` gives without
+        building a record per entry (replaying a long session reads a million of them). The
+        ``headers`` mapping is shared between rows: read it, never change it. Entries not committed
+        yet are not included.
+        """
+        validate_topic(topic)
+        check_read_bounds(after, limit)
+        with self._lock:
+            self._check_open()
+            committed = self._committed.get(topic, 0)
+            floor = self._floors.get(topic)
+        if after >= committed:
+            return []
+        if floor is None:
+            floor = self._floor(topic)
+        after = max(after, floor)
+        if after >= committed:
+            return []
+        return self._select_rows(topic, after, committed, min(limit, committed - after))
+
+    def _floor(self, topic: str) -> int:
+        """One below the first stored id of ``topic`` (its committed head if it holds none)."""
+        with self._reader_lock:
+            if self._reader is None:
+                raise EventLogClosed("event log is closed")
+            try:
+                topic_id = self._atoms.topic_id(self._reader, topic)
+                first = (
+                    None
+                    if topic_id is None
+                    else self._reader.execute(
+                        SELECT_FIRST_KEY,
+                        (event_key(topic_id, 0), event_key(topic_id, MAX_EVENT_ID)),
+                    ).fetchone()[0]
+                )
+            except sqlite3.Error as exc:
+                raise EventLogError(f"event log {self._path}: read failed: {exc}") from exc
+        with self._lock:
+            if topic in self._floors:  # a prune() got there first
+                return self._floors[topic]
+            floor = self._committed.get(topic, 0) if first is None else (first & MAX_EVENT_ID) - 1
+            self._floors[topic] = floor
+            return floor
+
+    def _pruned_since(self, topic: str, after: int) -> bool:
+        with self._lock:
+            return self._floors.get(topic, 0) > after
+
+    def first_id(self, topic: str) -> int | None:
+        """The lowest id ``topic`` still holds; see :class:`~acp_bridge.eventlog.base.Prunable`."""
+        validate_topic(topic)
+        with self._lock:
+            self._check_open()
+            head = self._heads.get(topic)
+            floor = self._floors.get(topic)
+        if head is None:
+            return None
+        if floor is None:
+            floor = self._floor(topic)
+        return floor + 1 if floor < head else None
+
+    def prune(self, topic: str, through: int) -> int:
+        """Delete the committed entries of ``topic`` with ids up to ``through``; return how many.
+
+        Runs on the calling thread with a connection of its own, in transactions of at most
+        :data:`PRUNE_CHUNK` ids so the writer thread never waits long for the file, then gives the
+        freed pages back (``PRAGMA incremental_vacuum``, in files created with it on). See
+        :class:`~acp_bridge.eventlog.base.Prunable`.
+        """
+        validate_topic(topic)
+        with self._lock:
+            self._check_open()
+            through = min(through, self._committed.get(topic, 0))
+            known = self._floors.get(topic)
+        floor = known if known is not None else self._floor(topic)
+        if through <= floor:
+            return 0
+        with self._lock:
+            # Readers from here on start after `through`; one already reading tolerates the gap.
+            self._floors[topic] = max(self._floors.get(topic, 0), through)
+        deleted = 0
+        try:
+            with contextlib.closing(self._connect()) as conn:
+                row = conn.execute(
+                    "SELECT topic_id FROM topics WHERE name = ?", (topic,)
+                ).fetchone()
+                if row is None:
+                    return 0
+                low = floor
+                while low < through:
+                    high = min(low + PRUNE_CHUNK, through)
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        cursor = conn.execute(
+                            DELETE_EVENTS, (event_key(row[0], low), event_key(row[0], high))
+                        )
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                    deleted += cursor.rowcount
+                    low = high
+                # Through executescript: the module's execute() stops the pragma after one page.
+                conn.executescript("PRAGMA incremental_vacuum;")
+        except sqlite3.Error as exc:
+            raise EventLogError(f"event log {self._path}: prune failed: {exc}") from exc
+        return deleted
 
     def subscribe(self, topic: str, after: int = 0) -> AsyncGenerator[LogEntry, None]:
         """Iterate over stored then live entries; see :meth:`EventLog.subscribe`."""
@@ -548,8 +690,14 @@ class SqliteEventLog:
         with self._lock:
             self._check_open()
             committed, recent = self._snapshot(topic, after, limit)
+            floor = self._floors.get(topic)
         if after >= committed:
             return recent
+        if floor is None:
+            floor = self._floor(topic)
+        after = max(after, floor)  # pruned entries are gone: start at the first one left
+        if after >= committed:
+            return recent if limit is None else recent[:limit]
         # Reading the file may take a while: keep it off the event loop.
         return await asyncio.to_thread(self.read_range, topic, after, limit)
 

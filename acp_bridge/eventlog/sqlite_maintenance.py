@@ -135,6 +135,8 @@ def compact_sqlite(path: str | os.PathLike[str]) -> tuple[int, int]:
     fd = acquire_writer_lock(location)
     try:
         with closing(sqlite3.connect(location, isolation_level=None)) as conn:
+            # Also switches older files to incremental vacuum, so retention gives pages back.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("VACUUM")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except sqlite3.Error as exc:

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
+from ._flag import Flag
 from .transport import Outgoing
 
 __all__ = ["DICT_FRAME_ESTIMATE", "Outbox"]
@@ -64,21 +65,20 @@ class Outbox:
         self.grace = grace
         self.max_bytes = max_bytes
         self._on_overflow = on_overflow
-        self._items: deque[Outgoing] = deque()
+        # Made on the first put: most connections sit idle, and an empty deque is 600 bytes.
+        self._items: deque[Outgoing] | None = None
         self._bytes = 0
         self._unfinished = 0
         self._waiter: asyncio.Future[None] | None = None
-        self._room = asyncio.Event()
-        self._room.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._room = Flag(True)
+        self._idle = Flag(True)
         self._behind_since: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) if self._items is not None else 0
 
     @property
     def queued_bytes(self) -> int:
@@ -97,6 +97,8 @@ class Outbox:
         if self._closed:
             return False
         items = self._items
+        if items is None:
+            items = self._items = deque()
         items.append(message)
         self._bytes += len(message) if type(message) is bytes else DICT_FRAME_ESTIMATE
         self._unfinished += 1
@@ -124,7 +126,7 @@ class Outbox:
         seconds while a sender waits, the queue overflows (a stalled reader must not hold a bulk
         sender, and whatever piles up behind it, forever).
         """
-        while len(self._items) >= self.soft_limit and not self._closed:
+        while len(self) >= self.soft_limit and not self._closed:
             self._start_clock()
             await self._room.wait()
         return self.put(message)
@@ -174,8 +176,7 @@ class Outbox:
         Returns an empty list once the queue is closed. Call :meth:`done` with the batch's length
         once it has been written.
         """
-        items = self._items
-        while not items:
+        while not self._items:
             if self._closed:
                 return []
             waiter = asyncio.get_running_loop().create_future()
@@ -185,6 +186,7 @@ class Outbox:
             finally:
                 if self._waiter is waiter:
                     self._waiter = None
+        items = self._items
         first = items.popleft()
         batch = [first]
         size = len(first) if type(first) is bytes else DICT_FRAME_ESTIMATE
@@ -194,6 +196,8 @@ class Outbox:
             size += len(message) if type(message) is bytes else DICT_FRAME_ESTIMATE
         self._bytes -= size
         remaining = len(items)
+        if not remaining:
+            self._items = None  # drained: an idle connection keeps no deque
         if remaining < self.soft_limit:
             self._room.set()
         if remaining <= self.soft_limit and self._behind_since is not None:
@@ -219,7 +223,7 @@ class Outbox:
         if self._closed:
             return
         self._closed = True
-        self._items.clear()
+        self._items = None
         self._bytes = 0
         self._unfinished = 0
         self._idle.set()

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ._flag import Flag
 from ._jsonrpcserver import JsonRpcError, Success, dispatch_to_serializable
 from .errors import (
     InternalError,
@@ -48,10 +50,13 @@ __all__ = [
     "CANCEL_REQUEST_METHOD",
     "Handler",
     "JsonRpcPeer",
+    "MethodTable",
     "NotificationHandler",
     "PeerClosed",
     "Reply",
     "RequestContext",
+    "TargetHandler",
+    "TargetNotificationHandler",
 ]
 
 logger = logging.getLogger(__name__)
@@ -141,13 +146,153 @@ def error_response(request_id: Any, error: RpcError) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "error": error.to_wire()}
 
 
+TargetHandler = Callable[[Any, dict[str, Any], RequestContext], Awaitable[Any]]
+"""A request handler of a :class:`MethodTable`: the peer's ``target`` first, then like :data:`Handler`."""
+TargetNotificationHandler = Callable[[Any, dict[str, Any]], Awaitable[None]]
+"""A notification handler of a :class:`MethodTable`: the peer's ``target`` first."""
+
+_Invoke = Callable[[RequestContext, dict[str, Any]], Awaitable[Any]]
+
+
+def _request_entry(method: str, invoke: _Invoke) -> Callable[..., Awaitable[Any]]:
+    """The dispatcher's callable for a request method: errors to JSON-RPC, :class:`Reply` unwrapped."""
+
+    async def call(ctx: RequestContext, *args: Any, **params: Any) -> Any:
+        if args:
+            raise JsonRpcError(InvalidParams.code, "Invalid params", "params must be an object")
+        try:
+            result = await invoke(ctx, params)
+        except RpcError as exc:
+            raise JsonRpcError(exc.code, exc.message, exc.data) from None
+        except Exception as exc:
+            logger.exception("%s: handler for %s failed", ctx.peer.name, method)
+            error = InternalError(data={"detail": f"{type(exc).__name__}: {exc}"})
+            raise JsonRpcError(error.code, error.message, error.data) from None
+        if isinstance(result, Reply):
+            ctx.after_response = _chain(ctx.after_response, result.then)
+            result = result.result
+        return Success(result)
+
+    return call
+
+
+def _notification_entry(invoke: _Invoke) -> Callable[..., Awaitable[Any]]:
+    async def call(ctx: RequestContext, *args: Any, **params: Any) -> Any:
+        await invoke(ctx, params)
+        return Success(None)
+
+    return call
+
+
+async def _invoke_with_target(
+    handler: TargetHandler, ctx: RequestContext, params: dict[str, Any]
+) -> Any:
+    return await handler(ctx.peer.target, params, ctx)
+
+
+async def _notify_with_target(
+    handler: TargetNotificationHandler, ctx: RequestContext, params: dict[str, Any]
+) -> None:
+    await handler(ctx.peer.target, params)
+
+
+def _arrival_with_target(
+    hook: Callable[[Any, dict[str, Any]], Any], peer: JsonRpcPeer, params: dict[str, Any]
+) -> Any:
+    return hook(peer.target, params)
+
+
+async def _invoke_plain(handler: Handler, ctx: RequestContext, params: dict[str, Any]) -> Any:
+    return await handler(params, ctx)
+
+
+async def _notify_plain(
+    handler: NotificationHandler, ctx: RequestContext, params: dict[str, Any]
+) -> None:
+    await handler(params)
+
+
+def _arrival_plain(
+    hook: Callable[[dict[str, Any]], Any], peer: JsonRpcPeer, params: dict[str, Any]
+) -> Any:
+    return hook(params)
+
+
 @dataclass
 class _Registry:
     methods: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
     inline: set[str] = field(default_factory=set)
-    on_arrival: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
+    on_arrival: dict[str, Callable[[JsonRpcPeer, dict[str, Any]], Any]] = field(
+        default_factory=dict
+    )
     answers_own_cancel: set[str] = field(default_factory=set)
     notifications: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
+
+    def add_method(
+        self,
+        method: str,
+        invoke: _Invoke,
+        *,
+        inline: bool,
+        on_arrival: Callable[[JsonRpcPeer, dict[str, Any]], Any] | None,
+        answers_own_cancel: bool,
+    ) -> None:
+        self.methods[method] = _request_entry(method, invoke)
+        if inline:
+            self.inline.add(method)
+        if on_arrival is not None:
+            self.on_arrival[method] = on_arrival
+        if answers_own_cancel:
+            self.answers_own_cancel.add(method)
+
+    def copy(self) -> _Registry:
+        return _Registry(
+            dict(self.methods),
+            set(self.inline),
+            dict(self.on_arrival),
+            set(self.answers_own_cancel),
+            dict(self.notifications),
+        )
+
+
+class MethodTable:
+    """The methods a kind of connection serves, built once and shared by all its peers.
+
+    A peer made with ``table=`` serves these methods without building anything per connection
+    (idle memory per connection is a measured budget); each handler gets the peer's ``target`` (the
+    connection object it serves) as its first argument. A peer may still add methods of its own:
+    it then gets a private copy of the table.
+    """
+
+    def __init__(self) -> None:
+        self._registry = _Registry()
+
+    def add_method(
+        self,
+        method: str,
+        handler: TargetHandler,
+        *,
+        inline: bool = False,
+        on_arrival: Callable[[Any, dict[str, Any]], Any] | None = None,
+        answers_own_cancel: bool = False,
+    ) -> None:
+        """Serve ``method`` with ``handler(target, params, ctx)``; options as
+        :meth:`JsonRpcPeer.add_method` (``on_arrival`` gets the target first too)."""
+        self._registry.add_method(
+            method,
+            functools.partial(_invoke_with_target, handler),
+            inline=inline,
+            on_arrival=None
+            if on_arrival is None
+            else functools.partial(_arrival_with_target, on_arrival),
+            answers_own_cancel=answers_own_cancel,
+        )
+
+    def add_notification(self, method: str, handler: TargetNotificationHandler) -> None:
+        """Handle notifications of ``method`` with ``handler(target, params)``."""
+        self._registry.notifications[method] = _notification_entry(
+            functools.partial(_notify_with_target, handler)
+        )
 
 
 class JsonRpcPeer:
@@ -162,6 +307,8 @@ class JsonRpcPeer:
         slow_client_grace: float = DEFAULT_SLOW_CLIENT_GRACE,
         outbox_max_bytes: int = DEFAULT_OUTBOX_MAX_BYTES,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        table: MethodTable | None = None,
+        target: Any = None,
         eof_grace: float = 0.0,
     ) -> None:
         self.transport = transport
@@ -171,7 +318,10 @@ class JsonRpcPeer:
         """Seconds the requests already read may take once the input ended, on a transport whose
         output outlives its input (see :meth:`run`)."""
         self._input_ended = False
-        self._registry = _Registry()
+        self.target = target
+        """What the handlers of a shared :class:`MethodTable` get as their first argument."""
+        self._registry = table._registry if table is not None else _Registry()
+        self._shared = table is not None  # copied before this peer adds methods of its own
         self._outbox = Outbox(
             soft_limit=outbox_limit,
             grace=slow_client_grace,
@@ -181,9 +331,9 @@ class JsonRpcPeer:
         self._ids = itertools.count(1)
         self._pending: dict[Any, asyncio.Future[Any]] = {}
         self._inflight: dict[Any, tuple[asyncio.Task[None], RequestContext]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] | None = None  # made by the first tracked task
         self._writer: asyncio.Task[None] | None = None
-        self._closed = asyncio.Event()
+        self._closed = Flag()
         self.close_reason: CloseReason | None = None
 
     # --- registration ----------------------------------------------------------------------------
@@ -207,38 +357,28 @@ class JsonRpcPeer:
         handler answers (a prompt: ``stopReason: "cancelled"``).
         """
 
-        async def call(ctx: RequestContext, *args: Any, **params: Any) -> Any:
-            if args:
-                raise JsonRpcError(InvalidParams.code, "Invalid params", "params must be an object")
-            try:
-                result = await handler(params, ctx)
-            except RpcError as exc:
-                raise JsonRpcError(exc.code, exc.message, exc.data) from None
-            except Exception as exc:
-                logger.exception("%s: handler for %s failed", self.name, method)
-                error = InternalError(data={"detail": f"{type(exc).__name__}: {exc}"})
-                raise JsonRpcError(error.code, error.message, error.data) from None
-            if isinstance(result, Reply):
-                ctx.after_response = _chain(ctx.after_response, result.then)
-                result = result.result
-            return Success(result)
-
-        self._registry.methods[method] = call
-        if inline:
-            self._registry.inline.add(method)
-        if on_arrival is not None:
-            self._registry.on_arrival[method] = on_arrival
-        if answers_own_cancel:
-            self._registry.answers_own_cancel.add(method)
+        registry = self._own_registry()
+        registry.add_method(
+            method,
+            functools.partial(_invoke_plain, handler),
+            inline=inline,
+            on_arrival=None
+            if on_arrival is None
+            else functools.partial(_arrival_plain, on_arrival),
+            answers_own_cancel=answers_own_cancel,
+        )
 
     def add_notification(self, method: str, handler: NotificationHandler) -> None:
         """Handle notifications of ``method`` (unknown notifications are ignored)."""
+        self._own_registry().notifications[method] = _notification_entry(
+            functools.partial(_notify_plain, handler)
+        )
 
-        async def call(ctx: RequestContext, *args: Any, **params: Any) -> Any:
-            await handler(params)
-            return Success(None)
-
-        self._registry.notifications[method] = call
+    def _own_registry(self) -> _Registry:
+        if self._shared:
+            self._registry = self._registry.copy()
+            self._shared = False
+        return self._registry
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -330,7 +470,7 @@ class JsonRpcPeer:
         self._outbox.close()
         for task, _ in list(self._inflight.values()):
             task.cancel()
-        for task in list(self._tasks):
+        for task in list(self._tasks or ()):
             task.cancel()
         for future in self._pending.values():
             if not future.done():
@@ -447,8 +587,11 @@ class JsonRpcPeer:
     # --- inbound -----------------------------------------------------------------------------------
 
     def _track(self, task: asyncio.Task[None]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._tasks
+        if tasks is None:
+            tasks = self._tasks = set()
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _dispatch(self, message: Any) -> None:
         if isinstance(message, Malformed):
@@ -497,7 +640,7 @@ class JsonRpcPeer:
         hook = self._registry.on_arrival.get(method)
         if hook is not None:
             try:
-                ctx.arrival = hook(params if isinstance(params, dict) else {})
+                ctx.arrival = hook(self, params if isinstance(params, dict) else {})
             except Exception:
                 logger.exception("%s: on_arrival hook for %s failed", self.name, method)
         if method in self._registry.inline:

@@ -44,6 +44,9 @@ def agent_events_topic(session_id: str) -> str:
     return AGENT_EVENTS_TOPIC_PREFIX + sanitize_topic_component(session_id)
 
 
+_STATE_LOCK = threading.Lock()
+
+
 class EventLogSink:
     """Appends every event it receives to ``log`` under the session's topic.
 
@@ -59,11 +62,21 @@ class EventLogSink:
         # A copy: orjson over-allocates the buffers it returns (>= 4 KiB), and this one lives long.
         self._session_field = b'"session_id":%s,' % bytes(memoryview(orjson.dumps(session_id)))
         self._prefixes: dict[str, tuple[bytes, int]] = {}
-        self._last = threading.local()
+        # Made by the first handle_event: the bridge appends through append() and never needs it.
+        self._last: threading.local | None = None
 
     def handle_event(self, event: SessionEvent) -> None:
         """Append ``event`` and remember its id for the calling thread."""
-        self._last.event_id = self.append(event)
+        self._thread_state().event_id = self.append(event)
+
+    def _thread_state(self) -> threading.local:
+        last = self._last
+        if last is None:
+            with _STATE_LOCK:
+                last = self._last
+                if last is None:
+                    last = self._last = threading.local()
+        return last
 
     def append(self, event: SessionEvent) -> int | None:
         """Append ``event`` and return its id (``None`` if the append failed; that is logged)."""
@@ -103,7 +116,7 @@ class EventLogSink:
 
     def last_event_id(self) -> int | None:
         """The id of the last event this thread appended through this sink (``None`` if it failed)."""
-        event_id: int | None = getattr(self._last, "event_id", None)
+        event_id: int | None = getattr(self._last, "event_id", None) if self._last else None
         return event_id
 
 

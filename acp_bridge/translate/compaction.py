@@ -13,8 +13,11 @@ so no replayed message is larger than a client's frame limit would allow (a floo
 otherwise become one message of megabytes).
 
 What merges: Harn ``agent_message_chunk`` runs and ``agent_thought_chunk`` runs (the same session,
-nothing but ``type``/``session_id``/``content``), and runtime ``TextDelta`` runs of one run (the merged
-event keeps the last chunk's timestamp). Anything else passes through unchanged and ends a run.
+nothing but ``type``/``session_id``/``content``), runtime ``TextDelta`` runs of one run (the merged
+event keeps the last chunk's timestamp), and runs of consecutive Harn ``tool_call_update`` events of one
+tool call, replayed as one update with the call's final state (each field as the last update that set
+it). A ``tool_call`` itself is never merged: a client must see the call before its update. Anything
+else passes through unchanged and ends a run.
 Pure: no I/O, no clock.
 """
 
@@ -34,6 +37,20 @@ _NOTHING: Final[tuple[Compacted, ...]] = ()
 _HARN_CHUNKS: Final = frozenset({"agent_message_chunk", "agent_thought_chunk"})
 _HARN_KEYS: Final = (frozenset({"type", "content"}), frozenset({"type", "session_id", "content"}))
 _TEXT_DELTA: Final = "runtime.TextDelta"
+_TOOL_UPDATE: Final = "tool_call_update"
+
+
+def _update_key(kind: str, raw: Any) -> tuple[Any, ...] | None:
+    """What consecutive tool call updates must share to be replayed as one: the same call."""
+    if kind == _TOOL_UPDATE and type(raw) is dict and type(raw.get("tool_call_id")) is str:
+        return (kind, raw.get("session_id"), raw["tool_call_id"])
+    return None
+
+
+def _overlay(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """A tool call update that says what ``earlier`` then ``later`` said: a field ``later`` sets
+    (not ``None``) wins, one only ``earlier`` set stays."""
+    return {**earlier, **{k: v for k, v in later.items() if v is not None}}
 
 
 def _run_key(kind: str, raw: Any) -> tuple[Any, ...] | None:
@@ -83,6 +100,8 @@ class ReplayCompactor:
     def feed(self, event_id: int, kind: str, raw: Any) -> tuple[Compacted, ...]:
         """Take the next event; return the events that are complete now (often none)."""
         key = _run_key(kind, raw)
+        if key is None and kind == _TOOL_UPDATE:
+            return self._feed_update(event_id, kind, raw)
         if key is not None and key == self._key:
             text = _text_of(kind, raw)
             if self._size + len(text) <= MAX_MERGED_CHARS:
@@ -98,6 +117,19 @@ class ReplayCompactor:
         self._parts, self._size = [text], len(text)
         return done
 
+    def _feed_update(self, event_id: int, kind: str, raw: Any) -> tuple[Compacted, ...]:
+        key = _update_key(kind, raw)
+        if key is not None and key == self._key:
+            self._last_id, self._last_raw = event_id, _overlay(self._last_raw, raw)
+            return _NOTHING
+        done = self.finish()
+        if key is None:
+            return (*done, (event_id, kind, raw))
+        # A run of one call's updates: no text parts, the overlaid update is the run's event.
+        self._key, self._kind, self._last_id, self._last_raw = key, kind, event_id, raw
+        self._parts, self._size = [], 0
+        return done
+
     def finish(self) -> tuple[Compacted, ...]:
         """End the open run, if any, and return it as one event."""
         if self._key is None:
@@ -105,7 +137,7 @@ class ReplayCompactor:
         parts, self._parts, self._key = self._parts, [], None
         raw = (
             self._last_raw
-            if len(parts) == 1
+            if len(parts) <= 1  # one chunk, or a run of tool call updates (no parts)
             else _with_text(self._kind, self._last_raw, "".join(parts))
         )
         return ((self._last_id, self._kind, raw),)

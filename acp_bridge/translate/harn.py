@@ -12,6 +12,7 @@ are built by hand, top-level names in camelCase, nested opaque JSON passed throu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -20,6 +21,7 @@ from acp_bridge.events import harn as ev
 from acp_bridge.events.harn import AgentEventBase
 
 from .content import is_content_block
+from .usage import context_used, usage_update
 from .visible_text import sanitize_visible_text
 from .wire import (
     HARN_AGENT_EVENT_METHOD,
@@ -1140,17 +1142,49 @@ def _unknown_strict(e: ev.UnknownAgentEvent) -> list[Message]:
     return [agent_event(e.session_id, e.type, {"fields": e.fields})]
 
 
+_USAGE_TYPES: Final = frozenset({"iteration_end", "transcript_compacted"})
+
 _HARN_BUILDERS: Final = {t: row.harn_build for t, row in ROWS.items()}
 _STRICT_BUILDERS: Final = {t: row.strict_build for t, row in ROWS.items()}
 
 
+def _strict_usage(event: AgentEventBase, context_window: int | None) -> list[Message]:
+    """Strict profile: the ``usage_update`` a token-counting event implies (decision 0027)."""
+    if isinstance(event, ev.IterationEnd):
+        info = event.iteration_info if isinstance(event.iteration_info, dict) else {}
+        size = info.get("context_window", context_window)
+        return usage_update(event.session_id, context_used(info), size)
+    if isinstance(event, ev.TranscriptCompacted):
+        return usage_update(event.session_id, event.estimated_tokens_after, context_window)
+    return []
+
+
+USAGE_ROW_NOTE: Final = (
+    "strict: + STD `usage_update` when the context window is known (`iteration_info.context_window`"
+    " or `--context-window`; decision 0027)"
+)
+for _type in _USAGE_TYPES:
+    _usage_row = ROWS[_type]
+    ROWS[_type] = dataclasses.replace(
+        _usage_row,
+        strict=(*_usage_row.strict, _std("usage_update")),
+        fields=f"{_usage_row.fields}; {USAGE_ROW_NOTE}",
+    )
+
+
 def translate(
-    event: AgentEventBase, *, profile: Profile | str = Profile.STRICT, replay: bool = False
+    event: AgentEventBase,
+    *,
+    profile: Profile | str = Profile.STRICT,
+    replay: bool = False,
+    context_window: int | None = None,
 ) -> list[Message]:
     """Translate one Harn event into the JSON-RPC notifications of ``profile``.
 
     Pure and stateless. ``replay=True`` marks the messages as replayed history (``session/load``).
     ``profile`` must be ``harn`` or ``strict``; ``auto`` is resolved per connection by the server.
+    ``context_window`` (tokens), when known, lets the strict profile add ``usage_update`` to events
+    that count tokens (the harn profile is Harn's wire, unchanged).
     """
     if type(profile) is not Profile:
         profile = Profile(profile)
@@ -1167,6 +1201,8 @@ def translate(
             if unknown
             else (_STRICT_BUILDERS[event.type](event))
         )
+        if event.type in _USAGE_TYPES:
+            messages = [*messages, *_strict_usage(event, context_window)]
     else:
         raise ValueError(
             f"translate() needs a concrete profile ('harn' or 'strict'), not {profile!r}"

@@ -20,6 +20,7 @@ import orjson
 
 from acp_bridge.events import runtime as rt
 
+from .usage import context_used, usage_update
 from .wire import Message, session_update
 
 __all__ = [
@@ -83,7 +84,7 @@ RUNTIME_ROWS: Final[tuple[tuple[str, str, str], ...]] = (
     ("ToolExecutionFinished", "`session/update` `tool_call_update` (or `tool_call`)", "`status: completed` + `rawOutput: output` / `status: failed` + `rawOutput: {error}`; text `content`; `_meta.acp_bridge.durationMs`"),
     ("AssistantMessageCommitted", "`_acp_bridge/runtimeEvent` `assistant_message_committed`", "`runId, messageId, timestamp`"),
     ("ToolMessageCommitted", "`_acp_bridge/runtimeEvent` `tool_message_committed`", "`runId, messageId, timestamp`"),
-    ("UsageRecorded", "`_acp_bridge/runtimeEvent` `usage_recorded`", "`runId, usage` (ACP's `usage_update` needs a context size the runtime does not report)"),
+    ("UsageRecorded", "`_acp_bridge/runtimeEvent` `usage_recorded` + `session/update` `usage_update`", "`runId, usage`; `usage_update` only when the context window is known (`--context-window`, decision 0027): `used` = total (or input + output) + Anthropic cache tokens, `size` = the window"),
     ("RunCompleted", "`_acp_bridge/runtimeEvent` `run_completed` + turn outcome", "tool calls still open → `completed`; `stopReason`: stop/tool_calls/error/unknown → `end_turn`, length → `max_tokens`, content_filter → `refusal`"),
     ("RunFailed", "`_acp_bridge/runtimeEvent` `run_failed` + turn outcome", "open tool calls → `failed`; the prompt gets a JSON-RPC error with the message"),
     ("RunCancelled", "`_acp_bridge/runtimeEvent` `run_cancelled` + turn outcome", "open tool calls → `failed`; `stopReason: cancelled`"),
@@ -186,8 +187,10 @@ class RuntimeTranslator:
     ``session_id``.
     """
 
-    def __init__(self, *, session_id: str | None = None) -> None:
+    def __init__(self, *, session_id: str | None = None, context_window: int | None = None) -> None:
         self.default_session_id = session_id
+        self.context_window = context_window
+        """The model's context window in tokens, if known: ``usage_update`` needs it (0027)."""
         self._runs: dict[str, _Run] = {}
 
     def session_for(self, run_id: str) -> str | None:
@@ -366,8 +369,11 @@ class RuntimeTranslator:
         return [self._ext(run, "tool_message_committed", self._committed(p))], None
 
     def _on_usage_recorded(self, run: _Run, p: rt.UsageRecorded) -> tuple[list[Message], None]:
-        payload = {"runId": p.run_id, "usage": p.usage.to_dict(), "timestamp": p.timestamp}
-        return [self._ext(run, "usage_recorded", payload)], None
+        usage = p.usage.to_dict()
+        payload = {"runId": p.run_id, "usage": usage, "timestamp": p.timestamp}
+        messages = [self._ext(run, "usage_recorded", payload)]
+        messages += usage_update(run.session_id, context_used(usage), self.context_window)
+        return messages, None
 
     def _on_run_completed(self, run: _Run, p: rt.RunCompleted) -> tuple[list[Message], TurnOutcome]:
         finish = p.to_dict()["finish_reason"]

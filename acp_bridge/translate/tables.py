@@ -12,7 +12,43 @@ from pathlib import Path
 from .harn import ROWS, UNKNOWN_ROW_FIELDS, Route
 from .runtime import RUNTIME_EVENT_METHOD, RUNTIME_ROWS
 
-__all__ = ["render_event_mapping", "render_runtime_mapping", "write_docs"]
+__all__ = ["BRIDGE_UPDATES", "render_event_mapping", "render_runtime_mapping", "write_docs"]
+
+BRIDGE_UPDATES: tuple[tuple[str, str], ...] = (
+    ("user_message_chunk", "the prompt of a turn, to the session's other clients and in replays"),
+    (
+        "available_commands_update",
+        "the backend's slash commands, after each new/load/resume response",
+    ),
+    ("current_mode_update", "`session/set_mode` by one client, to the session's other clients"),
+    (
+        "config_option_update",
+        "`session/set_config_option` by one client, to the session's other clients; to every"
+        " client when the backend changes an option itself (`ctx.config_options_changed()`)",
+    ),
+    (
+        "session_info_update",
+        "after each turn whose title (set from the first prompt) or `updatedAt` changed, before the"
+        " turn's answer, to every client; the same values `session/list` shows; not replayed",
+    ),
+    (
+        "usage_update",
+        "from token-counting events when the context window is known (decision 0027): rows above",
+    ),
+)
+"""The standard ``sessionUpdate`` kinds the bridge sends itself (not one event's translation)."""
+
+
+def _bridge_updates() -> list[str]:
+    lines = [
+        "",
+        "## Session updates the bridge sends itself",
+        "",
+        "| `sessionUpdate` | when |",
+        "| --- | --- |",
+    ]
+    lines += [f"| `{kind}` | {when} |" for kind, when in BRIDGE_UPDATES]
+    return lines
 
 
 def _routes(routes: tuple[Route, ...]) -> str:
@@ -47,6 +83,7 @@ def render_event_mapping() -> str:
             f"| `{event_type}` | {_routes(row.harn)} | {_routes(row.strict)} | {row.fields} |"
         )
     lines.append(f"| *(unknown type)* | EXT-N `<type>` | EXT-N `<type>` | {UNKNOWN_ROW_FIELDS} |")
+    lines += _bridge_updates()
     lines += [
         "",
         "## Replay",
@@ -79,6 +116,7 @@ def render_runtime_mapping() -> str:
     ]
     for variant, wire, fields in RUNTIME_ROWS:
         lines.append(f"| `{variant}` | {wire} | {fields} |")
+    lines += _bridge_updates()
     lines.append("")
     return "\n".join(lines)
 

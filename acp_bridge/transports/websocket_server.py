@@ -1,4 +1,4 @@
-"""The WebSocket endpoint: ``ws://HOST:PORT/acp`` plus ``GET /healthz``.
+"""The WebSocket endpoint: ``ws://HOST:PORT/acp`` plus ``GET /healthz`` and a mounted app (``/inspect``).
 
 Everything about who may connect is decided before the upgrade, in ``process_request``: the
 ``Host`` header (against DNS rebinding), the path, the browser ``Origin``, and the bearer token. An
@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -32,6 +32,7 @@ from acp_bridge._version import __version__
 from acp_bridge.rpc.principal import ANONYMOUS, Principal
 from acp_bridge.rpc.transport import CloseReason, Transport
 
+from .http_routes import HttpRequest, HttpResponse, MountedApp
 from .tokens import TokenEntry, TokenTable
 from .websocket import WebSocketTransport
 
@@ -60,6 +61,19 @@ CONNECTION_ID_HEADER = "Acp-Connection-Id"
 
 HEALTH_PATH = "/healthz"
 """Health check path: its status needs no token; with a token configured, its details do."""
+
+_PAGE_HEADERS: Mapping[str, str] = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    # Everything the page loads comes from here: no CDN, no inline script, never framed.
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+}
+"""Headers of every response of a mounted app."""
 
 _CLOSE_TIMEOUT = 2.0
 """Seconds to wait for a peer to complete the closing handshake."""
@@ -225,6 +239,8 @@ class _AcpServerConnection(ServerConnection):
         super().__init__(*args, **kwargs)
         self.connection_id = uuid.uuid4().hex
         self.principal = ANONYMOUS
+        self.mounted = False
+        """True for the mounted app's stream rather than the ACP endpoint."""
 
 
 class WebSocketServer:
@@ -236,10 +252,12 @@ class WebSocketServer:
         handler: ConnectionHandler,
         *,
         health: Callable[[], Mapping[str, Any]] | None = None,
+        mounted: MountedApp | None = None,
     ) -> None:
         self.config = config
         self._handler = handler
         self._health = health
+        self._mounted = mounted
         self._tokens = TokenTable.build(config.token, config.tokens)
         self._allowed_hosts: frozenset[tuple[str, int | None]] | None = None
         """``None``: any ``Host`` is accepted (bound beyond loopback, no list given)."""
@@ -410,6 +428,9 @@ class WebSocketServer:
             # A probe every few seconds is not news: its "response sent"/"closed" lines are DEBUG.
             connection.protocol.logger = _DebugOnly(connection.protocol.logger)
             return self._health_response(connection, request)
+        app = self._mounted
+        if app is not None and (path == app.prefix or path.startswith(app.prefix + "/")):
+            return self._mounted_request(app, connection, request, hosts[0].strip())
         if path != self.config.path:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found\n")
         # Checked before the token so a hostile page learns nothing about it (CSWSH defence).
@@ -444,6 +465,70 @@ class WebSocketServer:
             if entry.startswith(BEARER_SUBPROTOCOL_PREFIX)
         ]
         return self._tokens.authenticate(candidates)
+
+    def _same_origin(self, request: Request, host: str) -> bool:
+        """Whether a request comes from a page of this server (or of an allowed origin).
+
+        A browser sends ``Origin`` on every WebSocket handshake and cross-origin fetch, and
+        ``Sec-Fetch-Site`` on every request; a non-browser client sends neither and passes.
+        """
+        origin = request.headers.get("Origin")
+        # https too: behind a TLS-terminating proxy that forwards Host, the page's origin is https.
+        own = {f"{scheme}://{host}".lower() for scheme in ("http", "https")}
+        if origin is not None and origin.lower() not in own:
+            return origin in self.config.allowed_origins
+        site = request.headers.get("Sec-Fetch-Site")
+        if site in ("cross-site", "same-site"):
+            # Opening the page from a link elsewhere is fine: it holds nothing until the user
+            # gives it a token; reading data from another site's page is not.
+            return request.headers.get("Sec-Fetch-Mode") == "navigate"
+        return True
+
+    def _mounted_request(
+        self, app: MountedApp, connection: ServerConnection, request: Request, host: str
+    ) -> Response | None:
+        if not self._same_origin(request, host):
+            logger.info("rejected a cross-origin request for %s", request.path)
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "Origin not allowed\n")
+        if request.method not in ("GET", "HEAD"):
+            response = connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "Use GET\n")
+            response.headers["Allow"] = "GET, HEAD"
+            return response
+        parts = urlsplit(request.path)
+        principal = self._principal(request.headers)
+        if parts.path == app.stream_path and request.headers.get("Upgrade") is not None:
+            if principal is None:
+                response = connection.respond(
+                    http.HTTPStatus.UNAUTHORIZED, "Missing or invalid bearer token\n"
+                )
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
+            assert isinstance(connection, _AcpServerConnection)
+            connection.principal = principal
+            connection.mounted = True
+            return None  # the upgrade goes on; _serve_connection hands it to the app
+        try:
+            answer = app.handle(HttpRequest(parts.path, dict(parse_qsl(parts.query)), principal))
+        except Exception:
+            logger.exception("%s failed", request.path)
+            answer = HttpResponse(500, b"Internal error\n", "text/plain; charset=utf-8")
+        return self._http_response(connection, answer, head=request.method == "HEAD")
+
+    @staticmethod
+    def _http_response(
+        connection: ServerConnection, answer: HttpResponse, *, head: bool = False
+    ) -> Response:
+        response = connection.respond(http.HTTPStatus(answer.status), "")
+        del response.headers["Content-Type"]
+        del response.headers["Content-Length"]
+        for name, value in {**_PAGE_HEADERS, **answer.headers}.items():
+            response.headers[name] = value
+        if answer.status == http.HTTPStatus.UNAUTHORIZED:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        response.headers["Content-Type"] = answer.content_type
+        response.headers["Content-Length"] = str(len(answer.body))
+        response.body = b"" if head else answer.body
+        return response
 
     def _health_response(self, connection: ServerConnection, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
@@ -503,7 +588,10 @@ class WebSocketServer:
         info = self._connection_info(connection)
         logger.debug("connection %s from %s", info.connection_id, info.remote)
         try:
-            await self._handler(transport, info)
+            if connection.mounted and self._mounted is not None:
+                await self._mounted.stream(transport, connection.principal)
+            else:
+                await self._handler(transport, info)
         except Exception:
             logger.exception("handler for connection %s failed", info.connection_id)
             await transport.close(CloseReason.INTERNAL, "internal error")

@@ -132,9 +132,12 @@ async def make_harness(
     profile: Profile = Profile.AUTO,
     log_name: str = "log.sqlite",
     permission_timeout: float = 300.0,
+    context_window: int | None = None,
 ) -> AsyncIterator[BridgeHarness]:
     log = SqliteEventLog(tmp_path / log_name)
-    config = BridgeConfig(profile=profile, permission_timeout=permission_timeout)
+    config = BridgeConfig(
+        profile=profile, permission_timeout=permission_timeout, context_window=context_window
+    )
     bridge = AcpBridge(backend, log, registry=SinkRegistry(), config=config)
     harness = BridgeHarness(bridge)
     try:

@@ -26,7 +26,14 @@ async def test_advertises_only_what_works(demo: BridgeHarness) -> None:
         result = await client.initialize()
     caps = result["agentCapabilities"]
     assert caps["loadSession"] is True
-    assert caps["sessionCapabilities"] == {"list": {}, "resume": {}, "close": {}}
+    assert caps["sessionCapabilities"] == {
+        "list": {},
+        "resume": {},
+        "close": {},
+        "delete": {},
+        "additionalDirectories": {},
+    }
+    assert "auth" not in caps  # anonymous: nothing to log out of
     assert caps["promptCapabilities"] == {"image": False, "audio": False, "embeddedContext": True}
     assert "mcpCapabilities" not in caps
     assert result["authMethods"] == []

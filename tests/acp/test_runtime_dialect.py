@@ -52,7 +52,7 @@ async def test_runtime_turn_live_and_replayed(
         live = [
             u["sessionUpdate"]
             for u in client.updates(sid)
-            if u["sessionUpdate"] != "available_commands_update"
+            if u["sessionUpdate"] not in ("available_commands_update", "session_info_update")
         ]
         kinds = [
             m["params"]["kind"]

@@ -11,6 +11,7 @@ import pytest
 
 from acp_bridge.agents.base import SessionContext, StopReason
 from acp_bridge.agents.demo import DemoBackend
+from acp_bridge.events import harn as h
 from acp_bridge.translate import Profile
 from tests.support.acp_client import RawAcpClient, ResponseError, declaring
 from tests.support.replay_compare import compact_stream
@@ -65,8 +66,9 @@ async def test_load_replays_exactly_the_live_stream(
         live_stream = [
             m
             for m in session_messages(live, sid)
+            # Commands and session info are about the session now, not its history.
             if m.get("params", {}).get("update", {}).get("sessionUpdate")
-            != "available_commands_update"
+            not in ("available_commands_update", "session_info_update")
         ]
     async with demo.client(validate=profile == "strict") as loader:
         await loader.initialize(caps)
@@ -400,3 +402,32 @@ async def test_modes_and_config_options_not_offered_are_not_methods(
     assert mode["error"]["data"] == {"method": "session/set_mode"}
     assert option["error"]["code"] == -32601
     assert option["error"]["data"] == {"method": "session/set_config_option"}
+
+
+@pytest.mark.parametrize("mode", ["compact", "exact"])
+async def test_load_skips_events_of_a_session_whose_topic_name_collides(
+    demo: BridgeHarness, mode: str
+) -> None:
+    # "a/b" and "a_b" share the topic observability.agent_events.a_b: each replays only its own.
+    for sid in ("a/b", "a_b"):
+        ctx = demo.bridge.open_session(sid, cwd="/tmp/project")
+        for word in ("one ", "two "):
+            ctx.emit(h.AgentMessageChunk(session_id=sid, content=f"{sid} {word}"))
+    await demo.bridge.sessions.flush()
+    async with demo.client() as client:
+        await client.initialize()
+        await client.call(
+            "session/load",
+            {
+                "sessionId": "a/b",
+                "cwd": "/tmp/project",
+                "mcpServers": [],
+                "_meta": {"acp_bridge": {"replay": mode}},
+            },
+        )
+        text = "".join(
+            u["content"]["text"]
+            for u in client.updates("a/b")
+            if u["sessionUpdate"] == "agent_message_chunk"
+        )
+    assert text == "a/b one a/b two "

@@ -128,7 +128,9 @@ async def test_backend_error_is_a_jsonrpc_error_and_the_session_survives(
         assert "model provider unreachable" in response["error"]["message"]
         assert "Traceback" not in str(response)
         # The chunk emitted before the failure still came first.
-        assert client.updates(sid)[-1]["content"]["text"] == "about to fail"
+        *_, last, info = client.updates(sid)
+        assert last["content"]["text"] == "about to fail"
+        assert info["sessionUpdate"] == "session_info_update"
         backend.script = fine
         assert await client.prompt(sid, "again") == {"stopReason": "end_turn"}
 

@@ -15,6 +15,7 @@ from typing import Any
 from acp_bridge.agents.base import (
     CapabilityNotAdvertised,
     ClientRequestFailed,
+    ElicitationResult,
     PermissionOption,
     PermissionOutcome,
 )
@@ -56,8 +57,14 @@ class FakeSessionContext:
         read_error: Exception | None = None,
         read_hangs: bool = False,
         mcp_servers: Sequence[Mapping[str, Any]] = (),
+        additional_directories: Sequence[str] = (),
     ) -> None:
         self._session_id = session_id
+        self.config_changes = 0
+        self.elicitations: list[tuple[str, Any, str | None]] = []
+        self.completed_elicitations: list[str] = []
+        self.elicitation_answer = ElicitationResult("decline")
+        self._additional_directories = tuple(additional_directories)
         self._cwd = cwd
         self._mcp_servers = tuple(mcp_servers)
         self._capabilities: dict[str, Any] = {
@@ -103,6 +110,29 @@ class FakeSessionContext:
     @property
     def mcp_servers(self) -> Sequence[Mapping[str, Any]]:
         return self._mcp_servers
+
+    def config_options_changed(self) -> None:
+        self.config_changes += 1
+
+    async def elicit(
+        self,
+        message: str,
+        requested_schema: Mapping[str, Any] | None = None,
+        *,
+        url: str | None = None,
+        tool_call_id: str | None = None,
+    ) -> ElicitationResult:
+        self.elicitations.append(
+            (message, dict(requested_schema) if requested_schema else url, tool_call_id)
+        )
+        return self.elicitation_answer
+
+    def complete_elicitation(self, elicitation_id: str) -> None:
+        self.completed_elicitations.append(elicitation_id)
+
+    @property
+    def additional_directories(self) -> Sequence[str]:
+        return self._additional_directories
 
     @property
     def client_capabilities(self) -> Mapping[str, Any]:

@@ -113,7 +113,7 @@ def test_backend_and_fake_satisfy_the_protocols() -> None:
     assert backend.name == "demo"
     assert backend.step_delay == 0.03
     assert backend.prompt_capabilities.embedded_context
-    assert [c.name for c in backend.commands()] == ["plan", "explain", "echo"]
+    assert [c.name for c in backend.commands()] == ["plan", "explain", "echo", "think"]
     assert all(c.description and c.input_hint for c in backend.commands())
     assert [m.id for m in backend.modes()] == ["ask", "code"]
 
@@ -601,3 +601,21 @@ async def test_pacing_does_not_change_the_events(project: Path) -> None:
     await run(fast)
     await run(paced, backend=DemoBackend(step_delay=0.001))
     assert [e.to_json() for e in fast.events] == [e.to_json() for e in paced.events]
+
+
+async def test_think_command_switches_the_think_aloud_option(project: Path) -> None:
+    backend = DemoBackend(step_delay=0)
+    ctx = make_ctx(project)
+    await backend.new_session(ctx)
+    assert [(o.id, o.kind, o.current_value) for o in backend.config_options(ctx)] == [
+        ("think_aloud", "boolean", True)
+    ]
+    await run(ctx, text("/think off"), backend)
+    assert ctx.config_changes == 1
+    assert reply(ctx) == "Thinking aloud is off."
+    assert backend.config_options(ctx)[0].current_value is False
+    ctx.events.clear()
+    ctx.new_turn()
+    await run(ctx, text("Fix the bug"), backend)
+    assert of_type(ctx, AgentThoughtChunk) == []
+    assert of_type(ctx, AgentMessageChunk)  # the turn still answers

@@ -204,18 +204,26 @@ async def test_starts_lazily_and_announces_the_session(make_backend: MakeBackend
     assert backend.starts == 1
 
 
-async def test_the_child_gets_cwd_and_mcp_servers_with_the_session(
+async def test_the_child_gets_cwd_mcp_servers_and_roots_with_the_session(
     make_backend: MakeBackend,
 ) -> None:
     backend = make_backend()
     server = {"name": "fs", "command": "/usr/bin/mcp-fs", "args": [], "env": []}
-    ctx = FakeSessionContext("s1", "/work/p", mcp_servers=[server])
+    ctx = FakeSessionContext(
+        "s1", "/work/p", mcp_servers=[server], additional_directories=["/work/lib"]
+    )
     await backend.new_session(ctx)
     assert (
         await prompt(backend, ctx, {"full_ops": True}, {"end": "end_turn"}) == StopReason.END_TURN
     )
     assert last_json(ctx) == [
-        {"op": "new_session", "session_id": "s1", "cwd": "/work/p", "mcp_servers": [server]}
+        {
+            "op": "new_session",
+            "session_id": "s1",
+            "cwd": "/work/p",
+            "mcp_servers": [server],
+            "additional_directories": ["/work/lib"],
+        }
     ]
 
 

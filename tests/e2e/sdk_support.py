@@ -21,6 +21,7 @@ from acp.schema import (
 from acp.ws import create_websocket_stream
 
 from tests.support.acp_schema import SchemaViolation, acp_schema
+from tests.support.replay_compare import overlay_update
 
 
 def declaring(*extensions: str) -> ClientCapabilities:
@@ -128,13 +129,18 @@ class RecordingClient:
 
 @asynccontextmanager
 async def sdk_websocket_client(
-    url: str, client: RecordingClient, *, token: str | None = None
+    url: str, client: RecordingClient, *, token: str | None = None, unstable: bool = False
 ) -> AsyncIterator[tuple[ClientSideConnection, WireValidator]]:
-    """An SDK ``ClientSideConnection`` over the SDK's own WebSocket transport."""
+    """An SDK ``ClientSideConnection`` over the SDK's own WebSocket transport.
+
+    ``unstable`` turns on the SDK's methods it still calls unstable (elicitation, in the SDK
+    release we test with, though schema v1.21 has it stable)."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
     transport = await create_websocket_stream(url, headers=headers)
     validator = WireValidator()
-    conn = connect_to_agent(client, transport, observers=[validator])  # type: ignore[arg-type]
+    conn = connect_to_agent(  # type: ignore[arg-type]
+        client, transport, observers=[validator], use_unstable_protocol=unstable
+    )
     try:
         yield conn, validator
     finally:
@@ -145,11 +151,16 @@ def history(updates: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     """Updates as comparable dicts, for "load replays what the live client saw" checks.
 
     Left out: replay markers, the user's prompts (a live client is not echoed its own prompt; a replay
-    includes it) and command announcements (sent after the new/load response, so at a different place).
+    includes it), command announcements (sent after the new/load response, so at a different place)
+    and session info (the session's title and activity now, not history: ``session/list`` has it).
     """
     out = []
     for _, update in updates:
-        if update.session_update in ("available_commands_update", "user_message_chunk"):
+        if update.session_update in (
+            "available_commands_update",
+            "user_message_chunk",
+            "session_info_update",
+        ):
             continue
         dumped = update.model_dump(mode="json", by_alias=True, exclude_none=True)
         meta = dumped.pop("_meta", None) or {}
@@ -166,10 +177,18 @@ def history(updates: list[tuple[str, Any]]) -> list[dict[str, Any]]:
 def compacted(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``history(...)`` of a live stream as a compacted replay shows it: each run of consecutive
     agent message (or thought) text chunks merged into one with their text joined and the last
-    chunk's other fields (its event id)."""
+    chunk's other fields (its event id); each run of one tool call's updates merged into one."""
     out: list[dict[str, Any]] = []
     for item in items:
         kind = item.get("sessionUpdate")
+        if (
+            kind == "tool_call_update"
+            and out
+            and out[-1].get("sessionUpdate") == kind
+            and out[-1].get("toolCallId") == item.get("toolCallId")
+        ):
+            out[-1] = overlay_update(out[-1], item)  # one call's updates: its final state
+            continue
         content = item.get("content")
         mergeable = kind in ("agent_message_chunk", "agent_thought_chunk") and (
             isinstance(content, dict) and content.get("type") == "text"

@@ -170,6 +170,8 @@ class AcpClient:
                     future.set_exception(error)
 
     def _record(self, params: dict[str, Any]) -> None:
+        if params["update"]["sessionUpdate"] == "session_info_update":
+            return  # the session's metadata, not one of its events: it has no event id
         event_id = params.get("_meta", {}).get("harn", {}).get("eventId")
         assert isinstance(event_id, int), f"a session/update without an event id: {params}"
         content = {k: v for k, v in params["update"].items() if k != "_meta"}

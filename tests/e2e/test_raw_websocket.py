@@ -98,6 +98,12 @@ async def test_exact_frames_of_a_short_turn(server: BridgeServer) -> None:
                 "_meta": {"harn": {"eventId": 2}},
             },
         }
+        info = await recv_json(ws)
+        assert info["params"]["update"] == {
+            "sessionUpdate": "session_info_update",
+            "title": "/echo hello",
+            "updatedAt": info["params"]["update"]["updatedAt"],
+        }
         assert await recv_json(ws) == {
             "jsonrpc": "2.0",
             "id": 3,

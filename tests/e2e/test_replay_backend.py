@@ -237,5 +237,8 @@ async def test_after_the_recording_ends(tmp_path: Path) -> None:
         result = await conn.prompt(session_id=session.session_id, prompt=prompt("more?"))
     assert result.stop_reason == "end_turn"
     assert wire.violations == []
-    assert [u.session_update for _, u in client.updates[before:]] == ["agent_message_chunk"]
+    assert [u.session_update for _, u in client.updates[before:]] == [
+        "agent_message_chunk",
+        "session_info_update",
+    ]
     assert "has no more turns: all 8 were replayed" in client.text(session.session_id)

@@ -94,8 +94,13 @@ def server_requests(acp: RawAcpClient) -> list[dict[str, Any]]:
 
 
 def turn_updates(acp: RawAcpClient, sid: str) -> list[dict[str, Any]]:
-    """The session/updates of the turn, minus the prompt's echo (the prompting client has it)."""
-    return [u for u in acp.updates(sid) if u["sessionUpdate"] != "user_message_chunk"]
+    """The session/updates of the turn, minus the prompt's echo (the prompting client has it) and
+    the session info that follows the turn."""
+    return [
+        u
+        for u in acp.updates(sid)
+        if u["sessionUpdate"] not in ("user_message_chunk", "session_info_update")
+    ]
 
 
 async def test_two_controllers_and_an_observer_share_a_turn_with_a_permission_request(
@@ -166,7 +171,13 @@ async def test_two_controllers_and_an_observer_share_a_turn_with_a_permission_re
         assert not [m for m in dashboard.received if m.get("method") == "$/cancel_request"]
 
         # The Harn host got Harn's wire format (event ids at the root) and the same outcome.
-        harn_updates = [m for m in phone.received if m.get("method") == "session/update"]
+        harn_updates = [
+            m
+            for m in phone.received
+            if m.get("method") == "session/update"
+            # Session info is the session's state, not an event: no event id to stamp.
+            and m["params"]["update"]["sessionUpdate"] != "session_info_update"
+        ]
         assert all(m["_harn"]["sessionId"] == sid for m in harn_updates)
         outcomes = [
             m["params"]

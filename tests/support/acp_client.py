@@ -48,6 +48,8 @@ class ClientScript:
     )
     files: dict[str, str] = field(default_factory=dict)
     written: dict[str, str] = field(default_factory=dict)
+    elicitation: Any = None
+    """The result to answer ``elicitation/create`` with; None = -32601; "hold" = never answer."""
 
 
 class RawAcpClient:
@@ -134,6 +136,11 @@ class RawAcpClient:
                 await self.respond(rid, {"content": self.script.files[path]})
             else:
                 await self.respond_error(rid, -32002, "Resource not found", {"uri": path})
+        elif method == "elicitation/create" and self.script.elicitation is not None:
+            if self.script.elicitation == "hold":
+                self.held_requests.append(request)
+                return
+            await self.respond(rid, self.script.elicitation)
         elif method == "fs/write_text_file":
             self.script.written[params["path"]] = params["content"]
             await self.respond(rid, None)

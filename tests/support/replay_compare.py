@@ -2,7 +2,9 @@
 
 Written from the rule, not from the implementation: consecutive ``agent_message_chunk`` (or
 ``agent_thought_chunk``) updates of one session with text content become one update whose text is
-theirs joined and whose other fields (event id included) are the last one's.
+theirs joined and whose other fields (event id included) are the last one's; consecutive
+``tool_call_update`` updates of one tool call become one update holding every field any of them set
+(the later one winning, ``_meta.harn`` field by field), with the last one's event id.
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ def compact_stream(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for message in messages:
         kind = _chunk_kind(message)
         session = message.get("params", {}).get("sessionId")
+        call = _tool_update_of(message)
+        if call is not None and out and _tool_update_of(out[-1]) == call:
+            merged = copy.deepcopy(message)
+            merged["params"]["update"] = overlay_update(
+                out[-1]["params"]["update"], message["params"]["update"]
+            )
+            out[-1] = merged
+            run_kind = None
+            continue
         if kind is not None and kind == run_kind and session == run_session:
             text = out[-1]["params"]["update"]["content"]["text"]
             merged = copy.deepcopy(message)
@@ -48,3 +59,25 @@ def compact_stream(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _text(message: dict[str, Any]) -> str:
     text: str = message["params"]["update"]["content"]["text"]
     return text
+
+
+def _tool_update_of(message: dict[str, Any]) -> tuple[Any, Any] | None:
+    if message.get("method") != "session/update":
+        return None
+    update = message["params"]["update"]
+    if update.get("sessionUpdate") != "tool_call_update":
+        return None
+    return (message["params"].get("sessionId"), update.get("toolCallId"))
+
+
+def overlay_update(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """One ``tool_call_update`` saying what ``earlier`` then ``later`` said."""
+    merged = {**copy.deepcopy(earlier), **copy.deepcopy(later)}
+    meta_a, meta_b = earlier.get("_meta") or {}, later.get("_meta") or {}
+    if meta_a or meta_b:
+        meta = {**meta_a, **meta_b}
+        harn = {**(meta_a.get("harn") or {}), **(meta_b.get("harn") or {})}
+        if harn:
+            meta["harn"] = harn
+        merged["_meta"] = meta
+    return merged

@@ -96,3 +96,51 @@ def test_a_merged_event_stops_growing_at_the_size_cap() -> None:
 def test_nothing_in_nothing_out() -> None:
     assert run([]) == []
     assert ReplayCompactor().finish() == ()
+
+
+def upd(call: str, status: str, **fields: Any) -> tuple[str, dict[str, Any]]:
+    raw = {"type": "tool_call_update", "session_id": "s", "tool_call_id": call, "status": status}
+    return ("tool_call_update", {**raw, **fields})
+
+
+def test_one_calls_consecutive_updates_replay_as_its_final_state() -> None:
+    call = ("tool_call", {"type": "tool_call", "session_id": "s", "tool_call_id": "t1"})
+    events = [
+        call,
+        upd("t1", "in_progress", raw_input={"path": "a"}, raw_output=None),
+        upd("t1", "completed", raw_output={"text": "done"}, raw_input=None),
+    ]
+    assert run(events) == [
+        (1, *call),
+        (
+            3,
+            "tool_call_update",
+            {
+                "type": "tool_call_update",
+                "session_id": "s",
+                "tool_call_id": "t1",
+                "status": "completed",
+                "raw_input": {"path": "a"},  # set earlier, not unset by the later None
+                "raw_output": {"text": "done"},
+            },
+        ),
+    ]
+
+
+def test_updates_of_another_call_or_anything_between_end_the_run() -> None:
+    events = [
+        upd("t1", "in_progress"),
+        upd("t2", "in_progress"),
+        upd("t2", "completed"),
+        ("agent_message_chunk", msg("x")),
+        upd("t2", "failed"),
+    ]
+    assert [
+        (event_id, raw.get("tool_call_id"))
+        for event_id, _, raw in run(events)
+    ] == [
+        (1, "t1"),
+        (3, "t2"),
+        (4, None),
+        (5, "t2"),
+    ]

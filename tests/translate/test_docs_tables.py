@@ -26,3 +26,17 @@ def test_event_mapping_lists_every_variant() -> None:
     text = render_event_mapping()
     for event_type in ROWS:
         assert f"| `{event_type}` |" in text
+
+
+def test_every_stable_session_update_kind_has_a_documented_path() -> None:
+    from tests.support.acp_schema import acp_schema
+
+    kinds = {
+        branch["properties"]["sessionUpdate"]["const"]
+        for branch in acp_schema().defs["SessionUpdate"]["oneOf"]
+    }
+    assert len(kinds) == 11
+    # Some kinds have no runtime-dialect source (thoughts, plans): the two tables together show all.
+    docs = render_event_mapping() + render_runtime_mapping()
+    for kind in kinds:
+        assert f"`{kind}`" in docs, kind

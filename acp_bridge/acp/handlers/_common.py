@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from acp_bridge.agents.base import AgentBackend, BackendError
 from acp_bridge.rpc.errors import InternalError, RpcError
 
+from ..config_options import wire_options
 from ..connection import AcpConnection
 from ..sessions import Session
 
@@ -51,7 +53,9 @@ def refuse_when_closing(conn: AcpConnection) -> None:
         )
 
 
-def session_setup(backend: AgentBackend, session: Session) -> dict[str, Any]:
+def session_setup(
+    backend: AgentBackend, session: Session, client_capabilities: Mapping[str, Any]
+) -> dict[str, Any]:
     """``modes`` and ``configOptions`` of a new/load/resume response, when the backend has them."""
     result: dict[str, Any] = {}
     modes = backend.modes()
@@ -67,29 +71,17 @@ def session_setup(backend: AgentBackend, session: Session) -> dict[str, Any]:
                 for m in modes
             ],
         }
-    options = config_options(backend, session)
+    options = config_options(backend, session, client_capabilities)
     if options:
         result["configOptions"] = options
     return result
 
 
-def config_options(backend: AgentBackend, session: Session) -> list[dict[str, Any]]:
-    """The session's config options on the wire (ACP ``SessionConfigOption``, select type)."""
-    wire = []
-    for option in backend.config_options(session.context):
-        entry: dict[str, Any] = {
-            "id": option.id,
-            "name": option.name,
-            "type": "select",
-            "currentValue": option.current_value,
-            "options": [{"value": value, "name": name} for value, name in option.options],
-        }
-        if option.description:
-            entry["description"] = option.description
-        if option.category:
-            entry["category"] = option.category
-        wire.append(entry)
-    return wire
+def config_options(
+    backend: AgentBackend, session: Session, client_capabilities: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The session's config options on the wire, as this client may see them."""
+    return wire_options(backend.config_options(session.context), client_capabilities)
 
 
 def session_update(session_id: str, update: dict[str, Any]) -> dict[str, Any]:

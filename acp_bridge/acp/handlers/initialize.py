@@ -1,26 +1,61 @@
-"""``initialize``: version negotiation, the client's capabilities, the agent's."""
+"""``initialize``: version negotiation, the client's capabilities, the agent's; and ``logout``."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Final
 
 from acp_bridge._version import __version__
-from acp_bridge.rpc.errors import InvalidParams, InvalidRequest
-from acp_bridge.rpc.peer import RequestContext
+from acp_bridge.rpc.errors import InvalidParams, InvalidRequest, MethodNotFound
+from acp_bridge.rpc.peer import Reply, RequestContext
+from acp_bridge.rpc.principal import ANONYMOUS
+from acp_bridge.rpc.transport import CloseReason
 from acp_bridge.translate import bridge_capability_block, harn_capability_block
 from acp_bridge.translate.capabilities import OFFERED_EXTENSION_METHODS
 
-from ..connection import AcpConnection
+from ..connection import AcpConnection, AcpMethods
 from ..extensions import client_extensions
 
-__all__ = ["PROTOCOL_VERSION", "initialize", "register"]
+__all__ = ["LOGOUT_DRAIN_SECONDS", "PROTOCOL_VERSION", "initialize", "logout", "register"]
 
 PROTOCOL_VERSION: Final = 1
+LOGOUT_DRAIN_SECONDS: Final = 5.0
+"""Longest ``logout`` waits for its answer to leave before the connection closes."""
 
 
-def register(conn: AcpConnection) -> None:
-    """Serve ``initialize`` on ``conn`` (inline: nothing else is read before it is answered)."""
+def register(conn: AcpMethods) -> None:
+    """Serve ``initialize`` on every connection (inline: nothing else is read before it is answered)."""
     conn.add_method("initialize", initialize, before_initialize=True, inline=True)
+    conn.add_method("logout", logout)
+
+
+def _authenticated(conn: AcpConnection) -> bool:
+    """Whether the connection presented a credential (a token named its principal)."""
+    return conn.principal is not ANONYMOUS
+
+
+async def logout(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
+    """End the authenticated connection (decision 0026): answer, then close it; its sessions
+    live on, and a client continues by reconnecting with a credential."""
+    if not _authenticated(conn):
+        raise MethodNotFound(
+            "logout is not offered: this connection presented no credential",
+            data={"method": "logout"},
+        )
+
+    async def close_after_answer() -> None:
+        await conn.peer.drain_for(LOGOUT_DRAIN_SECONDS)
+        await conn.close(CloseReason.NORMAL)
+
+    def schedule() -> None:
+        task = asyncio.get_running_loop().create_task(close_after_answer())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    return Reply({}, then=schedule)
+
+
+_closing: set[asyncio.Task[None]] = set()
 
 
 async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
@@ -54,7 +89,13 @@ async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestCo
             "audio": prompt.audio,
             "embeddedContext": prompt.embedded_context,
         },
-        "sessionCapabilities": {"list": {}, "resume": {}, "close": {}},
+        "sessionCapabilities": {
+            "list": {},
+            "resume": {},
+            "close": {},
+            "delete": {},
+            "additionalDirectories": {},
+        },
         "_meta": {
             "harn": harn_capability_block(conn.profile),
             "acp_bridge": bridge_capability_block(
@@ -62,6 +103,8 @@ async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestCo
             ),
         },
     }
+    if _authenticated(conn):
+        capabilities["auth"] = {"logout": {}}
     # ACP: the agent answers with the latest version it supports, whatever the client asked.
     return {
         "protocolVersion": PROTOCOL_VERSION,

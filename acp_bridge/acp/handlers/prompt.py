@@ -9,7 +9,6 @@ everything its turn emitted.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -18,7 +17,7 @@ from acp_bridge.rpc.errors import InvalidParams
 from acp_bridge.rpc.peer import RequestContext
 from acp_bridge.translate import content_block_problem
 
-from ..connection import AcpConnection
+from ..connection import AcpConnection, AcpMethods
 from ..sessions import PromptTicket, Session
 from ._common import agent_failure, refuse_when_closing
 
@@ -28,12 +27,12 @@ _PROMPT_GATES: Final = {"image": "image", "audio": "audio", "resource": "embedde
 """Content block type → the prompt capability a backend must have for it."""
 
 
-def register(conn: AcpConnection) -> None:
-    """Serve the prompt family on ``conn``."""
+def register(conn: AcpMethods) -> None:
+    """Serve the prompt family on every connection."""
     conn.add_method(
         "session/prompt",
         session_prompt,
-        on_arrival=functools.partial(_cancel_generation, conn),
+        on_arrival=_cancel_generation,
         answers_own_cancel=True,
     )
     # session/cancel is a notification in ACP; Harn also accepts it as a request.
@@ -102,10 +101,13 @@ async def _answer(
         raise
     except Exception as exc:
         await session.settle()
+        session.announce_info()
         raise agent_failure(exc, session.session_id, "session/prompt") from None
     result: dict[str, Any] = {"stopReason": stop.value}
     # Every update of the turn is committed and queued before the response that ends the turn.
     persistence_error = await session.settle()
+    # The turn renamed (first prompt) and touched the session: its clients hear it before the answer.
+    session.announce_info()
     if persistence_error is not None:
         result["_meta"] = {"harn": {"persistenceError": persistence_error}}
     return result

@@ -12,14 +12,15 @@ from typing import Any
 from acp_bridge.rpc.errors import InvalidParams, MethodNotFound
 from acp_bridge.rpc.peer import Reply, RequestContext
 
-from ..connection import AcpConnection
+from ..config_options import option_set, supports_boolean_options
+from ..connection import AcpConnection, AcpMethods
 from ._common import config_options, session_update
 
 __all__ = ["register", "session_set_config_option", "session_set_mode"]
 
 
-def register(conn: AcpConnection) -> None:
-    """Serve the session-settings family on ``conn``."""
+def register(conn: AcpMethods) -> None:
+    """Serve the session-settings family on every connection."""
     conn.add_method("session/set_mode", session_set_mode)
     conn.add_method("session/set_config_option", session_set_config_option)
 
@@ -52,22 +53,32 @@ async def session_set_config_option(
     backend = conn.host.backend
     session, attachment = conn.attached_session(params)
     config_id, value = params.get("configId"), params.get("value")
-    known = {o.id for o in backend.config_options(session.context)}
+    booleans = supports_boolean_options(conn.client_capabilities)
+    known = option_set(
+        [o for o in backend.config_options(session.context) if booleans or o.kind != "boolean"]
+    )
     if not known:
         raise MethodNotFound(
-            "session/set_config_option is not offered: this agent has no config options",
+            "session/set_config_option is not offered: this agent has no config options"
+            " this client can show",
             data={"method": "session/set_config_option"},
         )
-    if not isinstance(config_id, str) or config_id not in known:
+    option = known.get(config_id) if isinstance(config_id, str) else None
+    if option is None:
         raise InvalidParams("unknown configId", data={"configId": config_id})
-    if not isinstance(value, str):
+    assert isinstance(config_id, str)
+    kind = params.get("type")
+    if option.kind == "boolean":
+        if kind != "boolean" or not isinstance(value, bool):
+            raise InvalidParams(
+                'a boolean option takes type "boolean" and a true/false value',
+                data={"configId": config_id},
+            )
+    elif kind == "boolean" or not isinstance(value, str):
         raise InvalidParams("value must be a string (select option)", data={"configId": config_id})
     await backend.set_config_option(session.context, config_id, value)
-    options = config_options(backend, session)
-    update = session_update(
-        session.session_id, {"sessionUpdate": "config_option_update", "configOptions": options}
-    )
+    options = config_options(backend, session, conn.client_capabilities)
     return Reply(
         {"configOptions": options},
-        then=lambda: session.fanout.broadcast(update, exclude=attachment),
+        then=lambda: session.announce_config_options(exclude=attachment),
     )

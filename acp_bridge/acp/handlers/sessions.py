@@ -1,4 +1,4 @@
-"""``session/new``, ``load``, ``resume``, ``close`` and ``list``: opening sessions on a connection.
+"""``session/new``, ``load``, ``resume``, ``close``, ``delete`` and ``list``: sessions on a connection.
 
 A new/load/resume attaches the connection to the session before anything else, so nothing the
 session emits meanwhile is lost; the attachment's gate opens right after the response is queued
@@ -16,9 +16,15 @@ from acp_bridge.events.harn import SessionClosed
 from acp_bridge.rpc.errors import InternalError, InvalidParams, ResourceNotFound
 from acp_bridge.rpc.peer import Reply, RequestContext
 
-from ..connection import AcpConnection
+from ..connection import AcpConnection, AcpMethods
 from ..delivery import Attachment
-from ..params import cwd_of, mcp_servers_of, replay_mode_of, session_id_of
+from ..params import (
+    additional_directories_of,
+    cwd_of,
+    mcp_servers_of,
+    replay_mode_of,
+    session_id_of,
+)
 from ..presence import clients_meta
 from ..replay import replay_history
 from ..sessions import Session, SessionRecord
@@ -27,6 +33,7 @@ from ._common import agent_failure, refuse_when_closing, session_setup, session_
 __all__ = [
     "register",
     "session_close",
+    "session_delete",
     "session_list",
     "session_load",
     "session_new",
@@ -34,13 +41,14 @@ __all__ = [
 ]
 
 
-def register(conn: AcpConnection) -> None:
-    """Serve the session family on ``conn``."""
+def register(conn: AcpMethods) -> None:
+    """Serve the session family on every connection."""
     conn.add_method("session/new", session_new)
     conn.add_method("session/load", session_load)
     conn.add_method("session/resume", session_resume)
     conn.add_method("session/close", session_close)
     conn.add_method("session/list", session_list)
+    conn.add_method("session/delete", session_delete)
 
 
 async def session_new(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
@@ -48,8 +56,9 @@ async def session_new(conn: AcpConnection, params: dict[str, Any], ctx: RequestC
     cwd = cwd_of(params)
     assert cwd is not None
     mcp_servers = mcp_servers_of(params)
+    directories = additional_directories_of(params)
     refuse_when_closing(conn)
-    session = conn.sessions.create(cwd)
+    session = conn.sessions.create(cwd, additional_directories=directories)
     session.mcp_servers = mcp_servers or ()
     attachment = conn.attach(session)
     with _opening(conn, session, "session/new", new=True):
@@ -64,7 +73,7 @@ async def session_new(conn: AcpConnection, params: dict[str, Any], ctx: RequestC
             ) from None
     result = {
         "sessionId": session.session_id,
-        **session_setup(conn.host.backend, session),
+        **session_setup(conn.host.backend, session, conn.client_capabilities),
         "_meta": {"harn": {"epoch": session.record.epoch, "lastEventId": 0}},
     }
     return Reply(result, then=lambda: _opened(conn, session, attachment))
@@ -98,6 +107,7 @@ async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: Request
             after,
             upto=conn.sessions.committed_event_id(session.session_id),
             compact=compact,
+            context_window=conn.sessions.context_window,
         )
         attachment.replayed_through = last
         await conn.sessions.start_backend(session, new=False)
@@ -110,7 +120,7 @@ async def session_load(conn: AcpConnection, params: dict[str, Any], ctx: Request
     if epoch_reset:
         harn["epochReset"] = True
     result = {
-        **session_setup(conn.host.backend, session),
+        **session_setup(conn.host.backend, session, conn.client_capabilities),
         "_meta": {"harn": harn, "acp_bridge": _presence(conn, session)},
     }
     return Reply(result, then=lambda: _opened(conn, session, attachment))
@@ -126,7 +136,7 @@ async def session_resume(conn: AcpConnection, params: dict[str, Any], ctx: Reque
     with _opening(conn, session, "session/resume"):
         await conn.sessions.start_backend(session, new=False)
     result = {
-        **session_setup(conn.host.backend, session),
+        **session_setup(conn.host.backend, session, conn.client_capabilities),
         "_meta": {
             "harn": {"epoch": session.record.epoch, "lastEventId": attachment.replayed_through},
             "acp_bridge": _presence(conn, session),
@@ -151,6 +161,26 @@ async def session_close(conn: AcpConnection, params: dict[str, Any], ctx: Reques
         )
     )
     await conn.sessions.close(session)
+    return {}
+
+
+async def session_delete(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
+    """Delete the session for every client (decision 0025): a running turn is cancelled first,
+    attached clients see it close, and it is gone from ``session/list`` and ``session/load``."""
+    session_id = session_id_of(params)
+    session = conn.sessions.live(session_id)
+    if session is not None:
+        session.cancel()
+        session.context.emit(
+            SessionClosed(
+                session_id=session_id,
+                reason="client_request",
+                status="deleted",
+                metadata={"protocol": "acp", "method": "session/delete"},
+            )
+        )
+    if not await conn.sessions.delete(session_id):
+        raise ResourceNotFound("unknown session", data={"sessionId": session_id})
     return {}
 
 
@@ -186,17 +216,22 @@ def _presence(conn: AcpConnection, session: Session) -> dict[str, Any]:
 
 
 def _existing_session(conn: AcpConnection, params: Mapping[str, Any]) -> Session:
-    """The session a load/resume names (``-32002`` if unknown), with its new ``mcpServers``."""
+    """The session a load/resume names (``-32002`` if unknown), with its new ``mcpServers`` and
+    ``additionalDirectories`` (a controller's: an observer only watches)."""
     refuse_when_closing(conn)
     session_id = session_id_of(params)
     cwd_of(params, required=False)
     mcp_servers = mcp_servers_of(params)
+    directories = additional_directories_of(params)
     session = conn.sessions.get(session_id)
     if session is None:
         raise ResourceNotFound("unknown session", data={"sessionId": session_id})
     if mcp_servers is not None and conn.principal.controls:
         # An observer watches the agent; the MCP servers it lists do not reconfigure it.
         session.mcp_servers = mcp_servers
+    if conn.principal.controls:
+        # ACP: the list given is the complete list of roots for the session from now on.
+        conn.sessions.set_additional_directories(session, directories)
     return session
 
 

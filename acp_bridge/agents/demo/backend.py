@@ -10,6 +10,7 @@ from acp_bridge.agents.base import (
     BackendError,
     BackendOptions,
     BaseBackend,
+    ConfigOption,
     PromptCapabilities,
     SessionContext,
     SessionMode,
@@ -29,6 +30,8 @@ MODES: Final = (
     SessionMode(id="code", name="Code", description="Work on the code (the demo still asks first)"),
 )
 DEFAULT_MODE: Final = MODES[0].id
+THINK_ALOUD: Final = "think_aloud"
+"""The demo's one config option (boolean): whether turns show their thoughts."""
 
 
 @dataclass
@@ -36,6 +39,7 @@ class _SessionState:
     turns: int = 0
     iterations: int = 0
     mode: str = DEFAULT_MODE
+    think_aloud: bool = True
 
 
 class DemoBackend(BaseBackend):
@@ -77,6 +81,26 @@ class DemoBackend(BaseBackend):
             raise BackendError(f"unknown mode {mode_id!r}")
         self._state(ctx).mode = mode_id
 
+    def config_options(self, ctx: SessionContext) -> Sequence[ConfigOption]:
+        """``think_aloud`` (on by default): whether turns show their thoughts; ``/think on|off``
+        changes it from a prompt."""
+        return (
+            ConfigOption.boolean(
+                THINK_ALOUD,
+                "Think aloud",
+                self._state(ctx).think_aloud,
+                description="Show the agent's thoughts during a turn",
+            ),
+        )
+
+    async def set_config_option(
+        self, ctx: SessionContext, config_id: str, value: str | bool
+    ) -> None:
+        """Set ``think_aloud``; anything else is a :class:`BackendError`."""
+        if config_id != THINK_ALOUD or not isinstance(value, bool):
+            raise BackendError(f"unknown config option {config_id!r} or value {value!r}")
+        self._state(ctx).think_aloud = value
+
     def mode_of(self, session_id: str) -> str:
         """The current mode of a session (the default for an unknown session)."""
         state = self._sessions.get(session_id)
@@ -100,10 +124,16 @@ class DemoBackend(BaseBackend):
         """
         state = self._state(ctx)
         scenario, parsed = scenario_for(parse_prompt(prompt))
-        turn = Turn(ctx, self.step_delay, state.turns, state.iterations, state.mode)
+        turn = Turn(
+            ctx, self.step_delay, state.turns, state.iterations, state.mode, state.think_aloud
+        )
         state.turns += 1
         if scenario.iteration:
             state.iterations += 1
+        if scenario.think is not None:
+            # ``/think on|off``: the agent changes its own option; every client is told.
+            state.think_aloud = scenario.think(parsed)
+            ctx.config_options_changed()
         try:
             await scenario.play(turn, parsed)
         except TurnCancelled:

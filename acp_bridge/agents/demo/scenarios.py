@@ -48,6 +48,11 @@ COMMANDS: Final = (
         description="Echo the text back (a short turn, no tools)",
         input_hint="text to echo",
     ),
+    SlashCommand(
+        name="think",
+        description="Turn the think-aloud option on or off",
+        input_hint="on or off",
+    ),
 )
 """The slash commands the demo announces; each has its entry in :data:`SCENARIOS`."""
 
@@ -63,6 +68,8 @@ class Scenario:
     """Emits the turn's events; raises ``TurnCancelled`` to end it as ``cancelled``."""
     iteration: bool = True
     """Whether the turn is a model iteration (numbered; ``/echo`` is not one)."""
+    think: Callable[[Prompt], bool] | None = None
+    """``/think``: the ``think_aloud`` value the prompt asks for (set before the turn plays)."""
 
 
 # --- the parts scenarios share ---------------------------------------------------------------------
@@ -227,11 +234,24 @@ async def echo(turn: Turn, prompt: Prompt) -> None:
         await turn.step(AgentMessageChunk(session_id=turn.ctx.session_id, content=prompt.text))
 
 
+async def think(turn: Turn, prompt: Prompt) -> None:
+    """``/think on|off``: confirm the new setting in one message chunk."""
+    turn.check()
+    state = "on" if _thinking(prompt) else "off"
+    text = f"Thinking aloud is {state}."
+    await turn.step(AgentMessageChunk(session_id=turn.ctx.session_id, content=text))
+
+
+def _thinking(prompt: Prompt) -> bool:
+    return prompt.text.strip().lower() not in ("off", "no", "false", "0")
+
+
 SCENARIOS: Final[Mapping[str, Scenario]] = {
     "": Scenario(whole_turn),
     "/plan": Scenario(plan_only),
     "/explain": Scenario(explain),
     "/echo": Scenario(echo, iteration=False),
+    "/think": Scenario(think, iteration=False, think=_thinking),
 }
 """By command (``""``: a prompt that is no known command)."""
 

@@ -60,9 +60,16 @@ class Turn:
     """
 
     def __init__(
-        self, ctx: SessionContext, delay: float, turn: int, iteration: int, mode: str
+        self,
+        ctx: SessionContext,
+        delay: float,
+        turn: int,
+        iteration: int,
+        mode: str,
+        think_aloud: bool = True,
     ) -> None:
         self.ctx = ctx
+        self.think_aloud = think_aloud
         self.delay = delay
         self.turn = turn
         self.iteration = iteration
@@ -84,7 +91,10 @@ class Turn:
         self.check()
 
     async def thought(self, text: str) -> None:
-        """Emit ``text`` as one thought chunk."""
+        """Emit ``text`` as one thought chunk (unless the session's ``think_aloud`` is off)."""
+        if not self.think_aloud:
+            self.check()
+            return
         self.output_words += word_count(text)
         await self.step(AgentThoughtChunk(session_id=self.ctx.session_id, content=text))
 

@@ -402,6 +402,7 @@ class ExecBackend(BaseBackend):
                     session_id=state.ctx.session_id,
                     cwd=state.ctx.cwd,
                     mcp_servers=list(state.ctx.mcp_servers),
+                    additional_directories=list(_directories(state.ctx)),
                 )
             )
         except ChildGone:
@@ -455,7 +456,13 @@ class ExecBackend(BaseBackend):
             turn.child = child
             try:
                 await child.send(
-                    encode_op("prompt", session_id=session_id, turn_id=turn.turn_id, prompt=prompt)
+                    encode_op(
+                        "prompt",
+                        session_id=session_id,
+                        turn_id=turn.turn_id,
+                        prompt=prompt,
+                        additional_directories=list(_directories(ctx)),
+                    )
                 )
             except ChildGone:
                 raise await child.exit_error() from None
@@ -550,3 +557,8 @@ def create_backend(arg: str | None, options: BackendOptions | None = None) -> Ex
         )
     dialect: Dialect = "runtime" if options.dialect == "runtime" else "harn"
     return ExecBackend(command, dialect=dialect)
+
+
+def _directories(ctx: SessionContext) -> Sequence[str]:
+    """``ctx.additional_directories``, or none for a context written before it existed."""
+    return getattr(ctx, "additional_directories", ())

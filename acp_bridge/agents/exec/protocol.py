@@ -252,6 +252,34 @@ def _invalid(message: str) -> RequestError:
     return RequestError(-32602, message)
 
 
+def elicitation_params(
+    params: Mapping[str, Any],
+) -> tuple[str, dict[str, Any] | None, str | None, str | None]:
+    """The ``(message, requestedSchema, url, toolCallId)`` of an ``elicitation/create`` request:
+    ``mode`` ``form`` (the default; needs ``requestedSchema``) or ``url`` (needs ``url``);
+    snake_case names accepted too."""
+    message = params.get("message")
+    mode = params.get("mode", "form")
+    schema = params.get("requestedSchema", params.get("requested_schema"))
+    url = params.get("url")
+    tool_call_id = params.get("toolCallId", params.get("tool_call_id"))
+    if not isinstance(message, str):
+        raise _invalid("elicitation/create needs a message string")
+    if mode == "form":
+        if not isinstance(schema, dict):
+            raise _invalid("a form elicitation needs a requestedSchema object")
+        url = None
+    elif mode == "url":
+        if not isinstance(url, str) or not url:
+            raise _invalid("a url elicitation needs a url")
+        schema = None
+    else:
+        raise _invalid("elicitation mode must be 'form' or 'url'")
+    if tool_call_id is not None and not isinstance(tool_call_id, str):
+        raise _invalid("toolCallId must be a string")
+    return message, schema, url, tool_call_id
+
+
 def permission_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], list[PermissionOption]]:
     """The ``(tool_call, options)`` of a ``session/request_permission`` request.
 

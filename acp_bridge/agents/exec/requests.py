@@ -19,6 +19,7 @@ from acp_bridge.agents.base import (
 from acp_bridge.agents.exec.protocol import (
     RequestError,
     RequestLine,
+    elicitation_params,
     encode_op,
     permission_params,
     permission_result,
@@ -48,6 +49,22 @@ async def perform(ctx: SessionContext, request: RequestLine) -> Any:
         return {"content": await ctx.read_text_file(path, line=line, limit=limit)}
     if method == "fs/write_text_file":
         await ctx.write_text_file(*write_params(params))
+        return {}
+    if method == "elicitation/create":
+        message, schema, url, tool_call_id = elicitation_params(params)
+        answer = await ctx.elicit(message, schema, url=url, tool_call_id=tool_call_id)
+        result: dict[str, Any] = {"action": answer.action}
+        if answer.content is not None:
+            result["content"] = dict(answer.content)
+        if answer.elicitation_id is not None:
+            result["elicitationId"] = answer.elicitation_id
+        return result
+    if method == "elicitation/complete":
+        # A notification in ACP; a request here, so the child knows it went out.
+        elicitation_id = params.get("elicitationId", params.get("elicitation_id"))
+        if not isinstance(elicitation_id, str):
+            raise RequestError(-32602, "elicitation/complete needs an elicitationId string")
+        ctx.complete_elicitation(elicitation_id)
         return {}
     if method.startswith("terminal/"):
         forwarded = {k: v for k, v in params.items() if k != "sessionId"}
