@@ -210,7 +210,7 @@ def connect_command(
     placeholder marks where the user's own token goes. Nothing in the line expands to nothing when a
     variable is unset.
     """
-    line = f"{shlex.quote(_own_program())} connect {shlex.quote(url)}"
+    line = shlex.join([*_own_program(), "connect", url])
     if token and not token_from_env:
         return f"{line} --token {shlex.quote(token)}"
     if token:
@@ -220,16 +220,20 @@ def connect_command(
     return line
 
 
-def _own_program() -> str:
-    # sys.argv[0] is the console script when run as `acp-bridge` (absolute when found on the PATH
-    # or given with a directory); under `python -m acp_bridge` it is a module path, not a command.
+def _own_program() -> list[str]:
+    """How to run this ``acp-bridge`` again: plain ``acp-bridge`` only if that is the one the
+    ``PATH`` finds, else its absolute path, else ``python -m acp_bridge`` with this interpreter."""
     argv0 = sys.argv[0] if sys.argv else ""
     if os.path.basename(argv0) == "acp-bridge":
-        found = shutil.which("acp-bridge")
-        if found and os.path.realpath(found) == os.path.realpath(argv0):
-            return "acp-bridge"
-        return os.path.abspath(argv0)
-    return "acp-bridge"
+        script = os.path.abspath(argv0)
+    else:  # python -m acp_bridge: the console script installed beside this interpreter, if any
+        script = os.path.join(os.path.dirname(sys.executable), "acp-bridge")
+    on_path = shutil.which("acp-bridge")
+    if not os.path.isfile(script):
+        return ["acp-bridge"] if on_path else [sys.executable, "-m", "acp_bridge"]
+    if on_path and os.path.realpath(on_path) == os.path.realpath(script):
+        return ["acp-bridge"]
+    return [script]
 
 
 class _StartupError(Exception):

@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -189,6 +190,8 @@ async def test_banner_command_carries_the_token_quoted(tmp_path: Path) -> None:
     argv = shlex.split(line)
     assert argv[1:] == ["connect", url, "--token", "s3cr3t $x"]
     assert os.path.basename(argv[0]) == "acp-bridge"
+    # Runnable as printed: on the PATH this test runs with, or a path to the installed script.
+    assert shutil.which(argv[0]) is not None, argv[0]
 
 
 def test_banner_command_never_expands_to_a_dangling_token_flag() -> None:
