@@ -135,10 +135,7 @@ def test_updates_of_another_call_or_anything_between_end_the_run() -> None:
         ("agent_message_chunk", msg("x")),
         upd("t2", "failed"),
     ]
-    assert [
-        (event_id, raw.get("tool_call_id"))
-        for event_id, _, raw in run(events)
-    ] == [
+    assert [(event_id, raw.get("tool_call_id")) for event_id, _, raw in run(events)] == [
         (1, "t1"),
         (3, "t2"),
         (4, None),
