@@ -63,7 +63,8 @@ def _add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--event-log",
         metavar="SPEC",
-        help="sqlite:PATH or memory (default: sqlite in the user's data directory)",
+        help="sqlite:PATH, memory, or redis://[:PASSWORD@]HOST:PORT/DB (rediss:// for TLS) for "
+        "several nodes sharing sessions (default: sqlite in the user's data directory)",
     )
     parser.add_argument(
         "--profile",
@@ -131,13 +132,23 @@ def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _redact(spec: str) -> str:
+    """``spec`` without the password a ``redis://`` URL may carry: the banner goes to logs."""
+    scheme, sep, rest = spec.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return spec
+    credentials, _, location = rest.partition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}"
+
+
 def _banner(args: argparse.Namespace, url: str, log_spec: str, agent: str) -> str:
     http = url.replace("ws://", "http://", 1).rsplit("/", 1)[0]
     lines = [
         f"acp-bridge {__version__} serving the {agent} agent",
         f"  WebSocket:  {url}",
         f"  health:     {http}/healthz",
-        f"  event log:  {log_spec}",
+        f"  event log:  {_redact(log_spec)}",
         f"  profile:    {args.profile}",
         "",
         "Point an editor at it by running this as the agent command:",

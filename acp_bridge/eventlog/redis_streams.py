@@ -1,0 +1,532 @@
+"""An event log on Redis Streams: one stream per topic, written by a background thread.
+
+Layout (``NS`` is the namespace, ``acp`` by default)::
+
+    NS:{TOPIC}:events   a stream; entry id "<id>-0" for the topic's record <id>
+    NS:topics           a set of the topics that have at least one entry
+
+The hash tag ``{TOPIC}`` puts every key of one topic (and, for a session, of its agent-event topic)
+in one Redis Cluster slot, and no command names two keys, so the layout works on a cluster as on a
+single server. Explicit ids keep the topic's ids gap-free and let Redis itself refuse a second
+record with an id it already holds ("equal or smaller than the target stream top item").
+
+As with :class:`~acp_bridge.eventlog.SqliteEventLog`, ``append`` numbers the record from an
+in-memory head and queues it; a writer thread sends everything queued in one pipeline and reports
+the records committed only once Redis acknowledged them. Until then they stay in memory, where
+readers find them. A topic's head is read from Redis the first time this process appends to it,
+so a process continues a topic another one wrote; two processes must not append to the same topic
+at the same time (the second one's writes are refused and its log stops accepting appends).
+
+Reads of a topic this process does not append to go to Redis each time, so they see what other
+processes wrote. Subscriptions are fed live by this process's own appends only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Mapping
+from itertools import islice
+from typing import Any
+
+import orjson
+import redis
+
+from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow, resolve_threadsafe
+from .base import (
+    CommitListener,
+    CommitListeners,
+    EventLogClosed,
+    EventLogError,
+    LogEntry,
+    LogRecord,
+    check_read_bounds,
+    validate_topic,
+)
+
+__all__ = ["DEFAULT_NAMESPACE", "MIN_REDIS_VERSION", "RedisEventLog", "events_key"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "acp"
+"""The first part of every key the log writes."""
+
+MIN_REDIS_VERSION = (7, 0)
+"""The oldest Redis server the log accepts (exclusive ``(`` ranges, explicit ids)."""
+
+_MAX_BATCH = 4_096
+"""Most entries per pipeline: big enough to amortise a round trip, small enough to keep it short."""
+
+_SOCKET_TIMEOUT = 10.0
+"""Seconds a command may take before the connection is considered broken."""
+
+_Queued = tuple[LogEntry, dict[str, bytes]]
+_Rows = list[tuple[bytes, dict[bytes, bytes]]]
+"""What XRANGE returns on a client that doesn't decode responses."""
+_AsyncFlush = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+_TOO_SMALL = "equal or smaller than the target stream top item"
+
+
+def events_key(namespace: str, topic: str) -> str:
+    """The stream key of ``topic``: hash-tagged on the topic, so a topic's keys share a slot."""
+    return f"{namespace}:{{{topic}}}:events"
+
+
+def _fields(record: LogRecord) -> dict[str, bytes]:
+    fields = {
+        "k": record.kind.encode(),
+        "p": record.payload_json,
+        "t": str(record.occurred_at_ms).encode(),
+    }
+    if record.headers:
+        fields["h"] = orjson.dumps(dict(record.headers))
+    return fields
+
+
+def _entry(topic: str, stream_id: bytes, fields: Mapping[bytes, bytes]) -> LogEntry:
+    headers = fields.get(b"h")
+    return LogEntry(
+        topic,
+        int(stream_id.split(b"-", 1)[0]),
+        LogRecord.from_json(
+            fields[b"k"].decode(),
+            fields[b"p"],
+            {} if headers is None else orjson.loads(headers),
+            int(fields[b"t"]),
+        ),
+    )
+
+
+class RedisEventLog:
+    """An :class:`~acp_bridge.eventlog.EventLog` kept in Redis Streams (Redis >= 7.0).
+
+    Args:
+        url: ``redis://[[user]:password@]host:port/db`` or ``rediss://…`` for TLS.
+        namespace: the first part of every key, so several logs can share one database.
+        max_pending: how many appended entries may wait for Redis's acknowledgement; once that many
+            do, ``append`` blocks until the writer catches up.
+        live_queue_size: how many entries a subscriber may fall behind before it catches up
+            from the log instead of from its live buffer.
+        client: a ready ``redis.Redis`` to use instead of one built from ``url`` (closed with the log).
+
+    Raises:
+        EventLogError: if Redis can't be reached or is older than 7.0.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        max_pending: int = 65_536,
+        live_queue_size: int = DEFAULT_LIVE_QUEUE_SIZE,
+        client: redis.Redis | None = None,
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        if not namespace or any(c in namespace for c in "{}: "):
+            raise ValueError(f"invalid namespace {namespace!r}")
+        self._closed = False
+        self._namespace = namespace
+        self._index_key = f"{namespace}:topics"
+        self._max_pending = max_pending
+        self._hub = LiveHub(live_queue_size)
+        self._listeners = CommitListeners()
+        self._client: redis.Redis = (
+            client
+            if client is not None
+            else redis.Redis.from_url(
+                url, socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=_SOCKET_TIMEOUT
+            )
+        )
+        try:
+            self._check_server()
+        except BaseException:
+            self._client.close()
+            raise
+
+        # Everything below is guarded by _lock.
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)
+        self._space = threading.Condition(self._lock)
+        self._heads: dict[str, int] = {}  # last id assigned, per topic this process appends to
+        self._committed: dict[str, int] = {}
+        self._indexed: set[str] = set()  # topics known to be in the index set
+        self._unsettled: dict[str, deque[LogEntry]] = {}
+        self._unsettled_count = 0
+        self._queue: list[_Queued] = []
+        self._appended_count = 0
+        self._committed_count = 0
+        self._async_flushes: deque[_AsyncFlush] = deque()
+        self._failure: BaseException | None = None
+        self._closed = False
+        self._close_done = threading.Event()
+
+        self._before_write: Callable[[list[LogEntry]], None] | None = None
+        """Test hook: called by the writer thread with each batch before sending it."""
+
+        self._writer = threading.Thread(
+            target=self._run, name=f"eventlog-writer:redis:{namespace}", daemon=True
+        )
+        self._writer.start()
+
+    def __repr__(self) -> str:
+        return f"<RedisEventLog {self.location!r}{' closed' if self._closed else ''}>"
+
+    @property
+    def location(self) -> str:
+        """Where the log is, without any password: ``host:port/db namespace``."""
+        kwargs = self._client.connection_pool.connection_kwargs
+        host, port, db = kwargs.get("host", "?"), kwargs.get("port", "?"), kwargs.get("db", 0)
+        return f"{host}:{port}/{db} {self._namespace}"
+
+    @property
+    def namespace(self) -> str:
+        """The first part of every key of this log."""
+        return self._namespace
+
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client the log uses (thread-safe; for the layers that share its server)."""
+        return self._client
+
+    def _check_server(self) -> None:
+        try:
+            info: dict[str, Any] = self._client.info("server")
+            persistence: dict[str, Any] = self._client.info("persistence")
+        except redis.RedisError as exc:
+            raise EventLogError(f"cannot reach Redis for the event log: {exc}") from exc
+        version = str(info.get("redis_version", "0"))
+        parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+        if parts < MIN_REDIS_VERSION:
+            raise EventLogError(f"the event log needs Redis >= 7.0, the server runs {version}")
+        if not int(persistence.get("aof_enabled", 0)):
+            logger.warning(
+                "Redis at %s runs without AOF (appendonly no): acknowledged events may be lost "
+                "if it restarts",
+                self.location,
+            )
+
+    def _key(self, topic: str) -> str:
+        return events_key(self._namespace, topic)
+
+    # Writing.
+
+    def _fetch_head(self, topic: str) -> int:
+        try:
+            top: _Rows = self._client.xrevrange(self._key(topic), "+", "-", count=1)  # type: ignore[assignment]
+        except Exception as exc:
+            raise self._read_error(exc, f"cannot read topic {topic!r}") from exc
+        return int(top[0][0].split(b"-", 1)[0]) if top else 0
+
+    def append(self, topic: str, record: LogRecord) -> int:
+        """Queue ``record`` for ``topic`` and return its id; see :meth:`EventLog.append`.
+
+        This doesn't wait for Redis, except the first time this process appends to ``topic`` (to
+        read where the topic stands) and when ``max_pending`` entries already wait for their
+        acknowledgement.
+        """
+        if not isinstance(record, LogRecord):
+            raise TypeError(f"record must be a LogRecord, got {type(record).__name__}")
+        fields = _fields(record)
+        head_known = False
+        with self._lock:
+            self._check_open()
+            head_known = topic in self._heads
+        if not head_known:
+            validate_topic(topic)
+            head = self._fetch_head(topic)
+            with self._lock:
+                if topic not in self._heads:
+                    self._heads[topic] = head
+                    self._committed[topic] = head
+        with self._lock:
+            while True:
+                self._check_open()
+                self._raise_if_failed()
+                if self._unsettled_count < self._max_pending:
+                    break
+                self._space.wait()
+            entry = LogEntry(topic, self._heads[topic] + 1, record)
+            self._heads[topic] = entry.id
+            unsettled = self._unsettled.get(topic)
+            if unsettled is None:
+                unsettled = self._unsettled[topic] = deque()
+            unsettled.append(entry)
+            self._unsettled_count += 1
+            self._queue.append((entry, fields))
+            self._appended_count += 1
+            self._hub.publish(entry)
+            self._work.notify()
+        return entry.id
+
+    def _run(self) -> None:
+        """Body of the writer thread: send queued entries until closed and drained."""
+        try:
+            while True:
+                with self._lock:
+                    while not self._queue and not self._closed:
+                        self._work.wait()
+                    if not self._queue:
+                        return
+                    queued = self._queue[:_MAX_BATCH]
+                    del self._queue[:_MAX_BATCH]
+                    new_topics = {e.topic for e, _ in queued} - self._indexed
+                batch = [entry for entry, _ in queued]
+                if self._before_write is not None:
+                    self._before_write(batch)
+                self._write(queued, new_topics)
+                with self._lock:
+                    self._indexed |= new_topics
+                self._settle(batch, {entry.topic: entry.id for entry in batch})
+        except BaseException as exc:
+            logger.exception(
+                "event log %s: write failed; the log accepts no more appends", self.location
+            )
+            with self._lock:
+                self._failure = exc
+        finally:
+            with self._lock:
+                flushes = list(self._async_flushes)
+                self._async_flushes.clear()
+                self._progress.notify_all()
+                self._space.notify_all()
+            for _, loop, future in flushes:
+                resolve_threadsafe(loop, future)
+
+    def _write(self, queued: list[_Queued], new_topics: set[str]) -> None:
+        """Send one batch in a pipeline and check every reply.
+
+        A reply "id too small" is fine when the entry Redis holds under that id is ours (an earlier
+        attempt of this batch landed but its reply was lost, and the pipeline was sent again);
+        otherwise another writer took the id, and the log must stop.
+        """
+        pipe = self._client.pipeline(transaction=False)
+        for topic in sorted(new_topics):
+            pipe.sadd(self._index_key, topic)
+        for entry, fields in queued:
+            pipe.xadd(self._key(entry.topic), fields, id=f"{entry.id}-0")  # type: ignore[arg-type]
+        replies = pipe.execute(raise_on_error=False)
+        for (entry, fields), reply in zip(queued, replies[len(new_topics) :], strict=True):
+            if not isinstance(reply, Exception):
+                continue
+            if _TOO_SMALL in str(reply) and self._holds(entry, fields):
+                continue
+            raise EventLogError(
+                f"event log {self.location}: topic {entry.topic!r} id {entry.id} refused: {reply}"
+            )
+        for reply in replies[: len(new_topics)]:
+            if isinstance(reply, Exception):
+                raise reply
+
+    def _holds(self, entry: LogEntry, fields: dict[str, bytes]) -> bool:
+        stream_id = f"{entry.id}-0"
+        found: _Rows = self._client.xrange(self._key(entry.topic), stream_id, stream_id)  # type: ignore[assignment]
+        return bool(found) and dict(found[0][1]) == {k.encode(): v for k, v in fields.items()}
+
+    def _settle(self, batch: list[LogEntry], heads: dict[str, int]) -> None:
+        with self._lock:
+            for topic, head in heads.items():
+                self._committed[topic] = head
+                unsettled = self._unsettled[topic]
+                while unsettled and unsettled[0].id <= head:
+                    unsettled.popleft()
+                if not unsettled:
+                    del self._unsettled[topic]
+            self._unsettled_count -= len(batch)
+            self._committed_count += len(batch)
+            self._space.notify_all()
+        # Outside the lock: a listener may take locks that are held around append().
+        self._listeners.notify(heads)
+        with self._lock:
+            self._progress.notify_all()
+            done = []
+            while self._async_flushes and self._async_flushes[0][0] <= self._committed_count:
+                done.append(self._async_flushes.popleft())
+        for _, loop, future in done:
+            resolve_threadsafe(loop, future)
+
+    def flush(self) -> None:
+        """Block until everything appended so far is acknowledged; see :meth:`EventLog.flush`."""
+        with self._lock:
+            target = self._appended_count
+            while self._committed_count < target and self._failure is None:
+                self._progress.wait()
+            self._raise_if_failed()
+
+    async def aflush(self) -> None:
+        """Wait until everything appended so far is acknowledged; see :meth:`EventLog.aflush`."""
+        with self._lock:
+            target = self._appended_count
+            if self._committed_count >= target or self._failure is not None:
+                self._raise_if_failed()
+                return
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            self._async_flushes.append((target, loop, future))
+        await future
+        with self._lock:
+            self._raise_if_failed()
+
+    @property
+    def failure(self) -> str | None:
+        """Why the log stopped accepting writes, or ``None`` if it is well."""
+        failure = self._failure
+        return None if failure is None else f"{type(failure).__name__}: {failure}"
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise EventLogError(
+                f"event log {self.location}: an earlier write failed: {self._failure!r}"
+            ) from self._failure
+
+    def close(self) -> None:
+        """Send what is queued, end subscriptions and disconnect; see :meth:`EventLog.close`.
+
+        Raises:
+            EventLogError: if a write failed, now or earlier; the log is closed all the same.
+        """
+        with self._lock:
+            if self._closed:
+                first = False
+            else:
+                first = self._closed = True
+                self._work.notify()
+                self._space.notify_all()
+        if not first:
+            self._close_done.wait()
+            return
+        try:
+            self._writer.join()
+            self._hub.close()
+            self._client.close()
+        finally:
+            self._close_done.set()
+        with self._lock:
+            self._raise_if_failed()
+
+    # Reading.
+
+    def read_range(self, topic: str, after: int = 0, limit: int | None = None) -> list[LogEntry]:
+        """Return entries with ids greater than ``after``; see :meth:`EventLog.read_range`.
+
+        Acknowledged entries are read from Redis, on the calling thread.
+        """
+        validate_topic(topic)
+        check_read_bounds(after, limit)
+        with self._lock:
+            self._check_open()
+            committed, recent = self._snapshot(topic, after, limit)
+        if committed is not None and after >= committed:
+            return recent
+        if limit == 0:
+            return []
+        stored = self._xrange(topic, after, committed, limit)
+        if committed is not None:
+            expected = committed - after if limit is None else min(limit, committed - after)
+            if len(stored) != expected:
+                raise EventLogError(
+                    f"event log {self.location}: topic {topic!r} lost acknowledged entries after "
+                    f"id {after} (found {len(stored)} of {expected})"
+                )
+            if limit is not None:
+                recent = recent[: limit - len(stored)]
+            return stored + recent
+        return stored
+
+    def _snapshot(
+        self, topic: str, after: int, limit: int | None
+    ) -> tuple[int | None, list[LogEntry]]:
+        """The acknowledged head of a topic this process appends to (else ``None``), and its
+        entries after ``after`` that are not acknowledged yet. Call with ``_lock`` held."""
+        committed = self._committed.get(topic)
+        unsettled = self._unsettled.get(topic)
+        if not unsettled:
+            return committed, []
+        start = max(after + 1 - unsettled[0].id, 0)
+        stop = None if limit is None else start + limit
+        return committed, list(islice(unsettled, start, stop))
+
+    def _xrange(
+        self, topic: str, after: int, upto: int | None, limit: int | None
+    ) -> list[LogEntry]:
+        try:
+            rows: _Rows = self._client.xrange(  # type: ignore[assignment]
+                self._key(topic),
+                f"({after}-0" if after else "-",
+                "+" if upto is None else f"{upto}-0",
+                count=limit,
+            )
+        except Exception as exc:
+            raise self._read_error(exc, f"read of topic {topic!r} failed") from exc
+        return [_entry(topic, stream_id, fields) for stream_id, fields in rows]
+
+    def subscribe(self, topic: str, after: int = 0) -> AsyncGenerator[LogEntry, None]:
+        """Iterate over stored then live entries; see :meth:`EventLog.subscribe`."""
+        validate_topic(topic)
+        check_read_bounds(after, None)
+        with self._lock:
+            self._check_open()
+        return follow(self._hub, self._read_page, topic, after)
+
+    async def _read_page(self, topic: str, after: int, limit: int) -> list[LogEntry]:
+        with self._lock:
+            self._check_open()
+            committed, recent = self._snapshot(topic, after, limit)
+        if committed is not None and after >= committed:
+            return recent
+        # A round trip to Redis: keep it off the event loop.
+        return await asyncio.to_thread(self.read_range, topic, after, limit)
+
+    def latest(self, topic: str) -> int | None:
+        """Return the highest id in ``topic``, or ``None``; see :meth:`EventLog.latest`."""
+        with self._lock:
+            self._check_open()
+            head = self._heads.get(topic)
+        if head is None:
+            head = self._fetch_head(validate_topic(topic))
+        return head or None
+
+    def committed(self, topic: str) -> int | None:
+        """Return the highest acknowledged id of ``topic``; see :meth:`EventLog.committed`."""
+        with self._lock:
+            self._check_open()
+            if topic in self._committed:
+                return self._committed[topic] or None
+        return self._fetch_head(validate_topic(topic)) or None
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener`` after each acknowledgement; see :meth:`EventLog.add_commit_listener`."""
+        self._listeners.add(listener)
+
+    def remove_commit_listener(self, listener: CommitListener) -> None:
+        """Stop calling ``listener``."""
+        self._listeners.remove(listener)
+
+    def topics(self) -> list[str]:
+        """Return the non-empty topics, sorted; see :meth:`EventLog.topics`."""
+        with self._lock:
+            self._check_open()
+            local = {topic for topic, head in self._heads.items() if head}
+        try:
+            stored = {m.decode() for m in self._client.smembers(self._index_key)}  # type: ignore[union-attr]
+        except Exception as exc:
+            raise self._read_error(exc, "cannot list topics") from exc
+        return sorted(local | stored)
+
+    def _read_error(self, exc: Exception, what: str) -> Exception:
+        """What a failed read raises: the log was closed under it, Redis failed, or a bug."""
+        if self._closed:
+            # close() disconnects the pool, which breaks reads in flight on other threads.
+            return EventLogClosed("event log is closed")
+        if isinstance(exc, redis.RedisError):
+            return EventLogError(f"event log {self.location}: {what}: {exc}")
+        return exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EventLogClosed("event log is closed")
