@@ -5,6 +5,11 @@ A :class:`Session` owns the one sink every live session has in the registry, its
 fan-out), and runs turns one at a time (decision 0003). The :class:`SessionManager` creates,
 restores, lists and closes sessions and tells the backend about them; their metadata is kept in the
 event log topic ``acp_bridge.sessions`` so a restarted bridge still knows them.
+
+On a log several nodes share (:class:`~acp_bridge.eventlog.LeasedLog`, Redis) each session's
+metadata has a topic of its own (``acp_bridge.sessions.<id>``) grouped with its events, one node at a
+time owns the session (holds its lease) and writes both, and a node that loses the lease cancels the
+session's turn (decision 0041).
 """
 
 from __future__ import annotations
@@ -28,9 +33,14 @@ from acp_bridge.agents.base import (
     SessionReadOnly,
     StopReason,
 )
-from acp_bridge.eventlog import EventLog, LogRecord
+from acp_bridge.eventlog import EventLog, LeasedLog, LogRecord, sanitize_topic_component
 from acp_bridge.events.harn import ControlOutcome, UserMessage
-from acp_bridge.sinks import EventLogSink, SinkRegistry, agent_events_topic
+from acp_bridge.sinks import (
+    AGENT_EVENTS_TOPIC_PREFIX,
+    EventLogSink,
+    SinkRegistry,
+    agent_events_topic,
+)
 
 from . import presence
 from .arbiter import Arbiter, Decision
@@ -39,10 +49,12 @@ from .journal import SessionJournal
 from .ports import Participant, TurnOwner
 
 __all__ = [
+    "SESSION_INDEX_PREFIX",
     "SESSION_INDEX_TOPIC",
     "PromptTicket",
     "Session",
     "SessionManager",
+    "SessionOwnedElsewhere",
     "SessionRecord",
     "Turn",
 ]
@@ -50,6 +62,23 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SESSION_INDEX_TOPIC: Final = "acp_bridge.sessions"
+SESSION_INDEX_PREFIX: Final = "acp_bridge.sessions."
+"""On a shared (leased) log, session ``S``'s metadata is in topic ``acp_bridge.sessions.S``."""
+
+
+class SessionOwnedElsewhere(Exception):
+    """Another node holds the session's lease, so this one may not run its turns."""
+
+    def __init__(self, session_id: str, owner: str | None) -> None:
+        super().__init__(f"session {session_id} is owned by node {owner or '(unknown)'}")
+        self.session_id = session_id
+        self.owner = owner
+
+
+def session_group(session_id: str) -> str:
+    """The lease group (and Redis hash tag) of a session's topics."""
+    return sanitize_topic_component(session_id)
+
 
 SETTLE_SECONDS: Final = 10.0
 """Longest wait, after a successful flush, for committed events to reach the outboxes (normally
@@ -388,6 +417,12 @@ class SessionManager:
         # Topic → the journals that append to it (normally one; sanitised ids may collide).
         # Replaced, never mutated: the log's writer thread reads it.
         self._journals: dict[str, tuple[SessionJournal, ...]] = {}
+        self.leases: LeasedLog | None = log if isinstance(log, LeasedLog) else None
+        """The log's leases when several nodes share it; ``None`` when this process is alone."""
+        self._index_read: dict[str, int] = {}  # index topic → last id applied
+        if self.leases is not None:
+            self.leases.group_topics((AGENT_EVENTS_TOPIC_PREFIX, SESSION_INDEX_PREFIX))
+            self.leases.add_lease_listener(self._on_lease_lost)
         self._load_index()
         log.add_commit_listener(self._on_commit)
 
@@ -447,20 +482,82 @@ class SessionManager:
 
     # --- index persistence ---------------------------------------------------------------------------
 
+    def _index_topic(self, session_id: str) -> str:
+        if self.leases is None:
+            return SESSION_INDEX_TOPIC
+        return SESSION_INDEX_PREFIX + session_group(session_id)
+
     def _load_index(self) -> None:
-        after = 0
+        """Apply the index records not applied yet (all of them at start)."""
+        topics = [SESSION_INDEX_TOPIC]
+        if self.leases is not None:
+            topics += [t for t in self.log.topics() if t.startswith(SESSION_INDEX_PREFIX)]
+        for topic in topics:
+            self._read_index_topic(topic)
+
+    def _read_index_topic(self, topic: str) -> None:
+        after = self._index_read.get(topic, 0)
         while True:
-            entries = self.log.read_range(SESSION_INDEX_TOPIC, after=after, limit=1000)
+            entries = self.log.read_range(topic, after=after, limit=1000)
             if not entries:
                 break
             for entry in entries:
                 self._apply(entry.record.kind, entry.record.payload)
             after = entries[-1].id
+        self._index_read[topic] = after
+
+    def refresh_index(self, session_id: str | None = None) -> None:
+        """On a shared log, pick up what other nodes recorded: one session's metadata, or all."""
+        if self.leases is None:
+            return
+        if session_id is None:
+            self._load_index()
+        else:
+            self._read_index_topic(self._index_topic(session_id))
+
+    # --- ownership (shared logs) -------------------------------------------------------------------
+
+    async def claim(self, session_id: str) -> None:
+        """Make this node the session's owner, taking it over if its lease expired.
+
+        Does nothing when the log is not shared. Raises :exc:`SessionOwnedElsewhere` while another
+        node holds the lease.
+        """
+        leases = self.leases
+        if leases is None:
+            return
+        group = session_group(session_id)
+        if leases.holds(group):
+            return
+        token = await asyncio.to_thread(leases.claim, group)
+        if token is None:
+            owner = await asyncio.to_thread(leases.owner, group)
+            raise SessionOwnedElsewhere(session_id, owner)
+        logger.info("node %s owns session %s (token %d)", leases.node_id, session_id, token)
+
+    def _on_lease_lost(self, group: str) -> None:
+        """The log's lease listener (a log thread): handled on the loop."""
+        self.loop.call_soon_threadsafe(self._lease_lost, group)
+
+    def _lease_lost(self, group: str) -> None:
+        for session in list(self.sessions.values()):
+            if session_group(session.session_id) != group:
+                continue
+            dropped = session.journal.forget_uncommitted()
+            running = session.cancel()
+            logger.warning(
+                "session %s: this node lost its lease; %s, %d uncommitted event(s) dropped",
+                session.session_id,
+                "its turn is cancelled" if running else "no turn was running",
+                dropped,
+            )
 
     def _apply(self, kind: str, payload: Any) -> None:
         if not isinstance(payload, dict) or not isinstance(payload.get("sessionId"), str):
             return
         sid = payload["sessionId"]
+        if kind == "session_created" and sid in self.index:
+            return  # already known (read again from a shared log)
         if kind == "session_created":
             created_at = str(payload.get("createdAt", ""))
             epoch = payload.get("epoch")
@@ -491,7 +588,7 @@ class SessionManager:
             "epoch": record.epoch,
         }
         try:
-            self.log.append(SESSION_INDEX_TOPIC, LogRecord(kind, payload))
+            self.log.append(self._index_topic(record.session_id), LogRecord(kind, payload))
         except Exception:
             logger.exception("could not persist %s for session %s", kind, record.session_id)
 
@@ -521,6 +618,12 @@ class SessionManager:
         self._persist("session_created", record)
         return self._activate(record)
 
+    async def acreate(self, cwd: str, *, title: str | None = None) -> Session:
+        """A new session, owned by this node when the log is shared (see :meth:`create`)."""
+        session_id = uuid.uuid4().hex
+        await self.claim(session_id)
+        return self.create(cwd, session_id=session_id, title=title)
+
     def live(self, session_id: str) -> Session | None:
         """The session if it is live in this process (never restores one)."""
         return self.sessions.get(session_id)
@@ -531,6 +634,9 @@ class SessionManager:
         if session is not None:
             return session
         record = self.index.get(session_id)
+        if record is None and self.leases is not None:
+            self.refresh_index(session_id)  # made on another node, perhaps
+            record = self.index.get(session_id)
         if record is None or record.closed:
             return None
         return self._activate(record)
@@ -608,12 +714,19 @@ class SessionManager:
         """
         for session in list(self.sessions.values()):
             self.registry.unregister_sink(session.session_id, session.journal)
+            if self.leases is not None:
+                # Another node may take the session over at once instead of after the TTL.
+                try:
+                    self.leases.release(session_group(session.session_id))
+                except Exception:
+                    logger.exception("could not release the lease of %s", session.session_id)
         self.sessions.clear()
         self._journals = {}
         self.log.remove_commit_listener(self._on_commit)
 
     def list(self, cwd: str | None, cursor: str | None) -> tuple[list[SessionRecord], str | None]:
         """One page of open sessions, most recently updated first, optionally filtered by ``cwd``."""
+        self.refresh_index()
         records = sorted(
             (r for r in self.index.values() if not r.closed and (cwd is None or r.cwd == cwd)),
             key=lambda r: (r.updated_at, r.session_id),

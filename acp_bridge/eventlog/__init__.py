@@ -11,6 +11,7 @@ from .base import (
     EventLogClosed,
     EventLogError,
     InvalidTopic,
+    LeasedLog,
     LogEntry,
     LogRecord,
     now_ms,
@@ -19,7 +20,7 @@ from .base import (
 )
 from .factory import open_event_log, register_backend
 from .memory import MemoryEventLog
-from .redis_streams import RedisEventLog
+from .redis_streams import NotOwner, RedisEventLog
 from .sqlite import SqliteEventLog
 
 __all__ = [
@@ -27,9 +28,11 @@ __all__ = [
     "EventLogClosed",
     "EventLogError",
     "InvalidTopic",
+    "LeasedLog",
     "LogEntry",
     "LogRecord",
     "MemoryEventLog",
+    "NotOwner",
     "RedisEventLog",
     "SqliteEventLog",
     "now_ms",

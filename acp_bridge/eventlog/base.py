@@ -25,6 +25,7 @@ __all__ = [
     "EventLogClosed",
     "EventLogError",
     "InvalidTopic",
+    "LeasedLog",
     "LogEntry",
     "LogRecord",
     "now_ms",
@@ -317,4 +318,43 @@ class EventLog(Protocol):
 
         Closing twice is harmless. Afterwards, ``append`` and reads raise :exc:`EventLogClosed`.
         """
+        ...
+
+
+@runtime_checkable
+class LeasedLog(Protocol):
+    """A log that several processes share, with a lease per group of topics (Redis).
+
+    Topics ``PREFIX + NAME`` (for the prefixes given to :meth:`group_topics`) form the group
+    ``NAME``. Appending to a grouped topic needs the group's lease; the log refuses (fences) the
+    appends of a process that lost it, and tells its lease listeners.
+    """
+
+    @property
+    def node_id(self) -> str:
+        """This process's name in the leases it holds."""
+        ...
+
+    def group_topics(self, prefixes: tuple[str, ...]) -> None:
+        """Group every topic ``PREFIX + NAME`` under ``NAME``; call before any other use."""
+        ...
+
+    def claim(self, group: str) -> int | None:
+        """Take or keep the lease of ``group``: its fencing token, or ``None`` if another holds it."""
+        ...
+
+    def holds(self, group: str) -> bool:
+        """Whether this process holds the lease of ``group``."""
+        ...
+
+    def owner(self, group: str) -> str | None:
+        """The node holding the lease of ``group``, or ``None``."""
+        ...
+
+    def release(self, group: str) -> None:
+        """Give up the lease of ``group``."""
+        ...
+
+    def add_lease_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(group)`` when this process loses a group's lease."""
         ...

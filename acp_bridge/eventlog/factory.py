@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .base import EventLog
 from .memory import MemoryEventLog
-from .redis_streams import DEFAULT_NAMESPACE, RedisEventLog
+from .redis_streams import DEFAULT_LEASE_TTL, DEFAULT_NAMESPACE, RedisEventLog
 from .sqlite import SqliteEventLog
 
 __all__ = ["open_event_log", "register_backend"]
@@ -52,7 +52,8 @@ def open_event_log(spec: str) -> EventLog:
     :class:`SqliteEventLog` in the file ``PATH`` (``~`` is expanded, missing directories are
     created; ``sqlite:PATH?synchronous=full`` makes every commit survive power loss too, at the
     cost of an fsync per commit), ``"redis://[[user]:password@]host:port/db"`` (``rediss://`` for
-    TLS; ``?namespace=NAME`` changes the ``acp`` that starts every key) for a
+    TLS; ``?namespace=NAME`` changes the ``acp`` that starts every key, ``&lease_ttl=SECONDS`` the
+    session leases' lifetime, 10 by default) for a
     :class:`~acp_bridge.eventlog.redis_streams.RedisEventLog`, plus those of any backend registered
     with :func:`register_backend`.
 
@@ -98,13 +99,23 @@ def _redis_opener(scheme: str) -> Opener:
             raise ValueError(f"the redis event log needs a server: '{scheme}://HOST:PORT/DB'")
         options = parse_qsl(url.query, keep_blank_values=True)
         namespace = DEFAULT_NAMESPACE
+        lease_ttl = DEFAULT_LEASE_TTL
         rest = []
         for name, value in options:
             if name == "namespace":
                 namespace = value
+            elif name == "lease_ttl":
+                try:
+                    lease_ttl = float(value)
+                except ValueError:
+                    lease_ttl = 0
+                if not 0 < lease_ttl <= 3600:
+                    raise ValueError(f"lease_ttl must be seconds in (0, 3600], got {value!r}")
             else:
                 rest.append((name, value))
-        return RedisEventLog(url._replace(query=urlencode(rest)).geturl(), namespace=namespace)
+        return RedisEventLog(
+            url._replace(query=urlencode(rest)).geturl(), namespace=namespace, lease_ttl=lease_ttl
+        )
 
     return open_redis
 

@@ -25,7 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Mapping
 from itertools import islice
@@ -46,7 +50,15 @@ from .base import (
     validate_topic,
 )
 
-__all__ = ["DEFAULT_NAMESPACE", "MIN_REDIS_VERSION", "RedisEventLog", "events_key"]
+__all__ = [
+    "DEFAULT_LEASE_TTL",
+    "DEFAULT_NAMESPACE",
+    "MIN_REDIS_VERSION",
+    "LeaseListener",
+    "NotOwner",
+    "RedisEventLog",
+    "events_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +74,11 @@ _MAX_BATCH = 4_096
 _SOCKET_TIMEOUT = 10.0
 """Seconds a command may take before the connection is considered broken."""
 
-_Queued = tuple[LogEntry, dict[str, bytes]]
+_Queued = tuple[LogEntry, dict[str, bytes], int | None]
+"""An entry waiting for the writer, its stream fields, and the fencing token it is appended with."""
+
+LeaseListener = Callable[[str], None]
+"""Told the group whose lease this process lost."""
 _Rows = list[tuple[bytes, dict[bytes, bytes]]]
 """What XRANGE returns on a client that doesn't decode responses."""
 _AsyncFlush = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
@@ -70,9 +86,55 @@ _AsyncFlush = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 _TOO_SMALL = "equal or smaller than the target stream top item"
 
 
-def events_key(namespace: str, topic: str) -> str:
-    """The stream key of ``topic``: hash-tagged on the topic, so a topic's keys share a slot."""
-    return f"{namespace}:{{{topic}}}:events"
+def events_key(namespace: str, group: str, topic: str) -> str:
+    """The stream key of ``topic`` in ``group``: hash-tagged on the group, so a group shares a slot."""
+    return f"{namespace}:{{{group}}}:events:{topic}"
+
+
+# Lua: every script names only keys of one group (one hash tag), so it runs on a Cluster too.
+_ACQUIRE = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local sep = string.find(current, '|', 1, true)
+  if sep and string.sub(current, 1, sep - 1) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return tonumber(string.sub(current, sep + 1))
+  end
+  return 0
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'NX', 'PX', ARGV[2])
+return token
+"""
+"""KEYS owner, fence; ARGV node, ttl ms → the fencing token (0: another node holds the lease)."""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+"""KEYS owner; ARGV "node|token", ttl ms → 1 if still ours (and extended), else 0."""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+"""KEYS owner; ARGV "node|token" → 1 if it was ours and is gone."""
+
+_FENCED_APPEND = """
+local fence = redis.call('GET', KEYS[2])
+if fence ~= ARGV[1] then
+  return redis.error_reply('FENCED stale token ' .. ARGV[1] .. ' current ' .. tostring(fence))
+end
+return redis.call('XADD', KEYS[1], ARGV[2], unpack(ARGV, 3))
+"""
+"""KEYS events, fence; ARGV token, id, field, value, … → the id, unless a newer owner took over."""
+
+DEFAULT_LEASE_TTL = 10.0
+"""Seconds a lease lasts without renewal; it is renewed every third of that."""
 
 
 def _fields(record: LogRecord) -> dict[str, bytes]:
@@ -100,6 +162,10 @@ def _entry(topic: str, stream_id: bytes, fields: Mapping[bytes, bytes]) -> LogEn
     )
 
 
+class NotOwner(EventLogError):
+    """An append to a grouped topic by a process that does not hold the group's lease."""
+
+
 class RedisEventLog:
     """An :class:`~acp_bridge.eventlog.EventLog` kept in Redis Streams (Redis >= 7.0).
 
@@ -111,6 +177,8 @@ class RedisEventLog:
         live_queue_size: how many entries a subscriber may fall behind before it catches up
             from the log instead of from its live buffer.
         client: a ready ``redis.Redis`` to use instead of one built from ``url`` (closed with the log).
+        node_id: this process's name in leases (default: host name, pid and a random suffix).
+        lease_ttl: seconds a lease lasts unless renewed; renewed every third of it.
 
     Raises:
         EventLogError: if Redis can't be reached or is older than 7.0.
@@ -124,13 +192,22 @@ class RedisEventLog:
         max_pending: int = 65_536,
         live_queue_size: int = DEFAULT_LIVE_QUEUE_SIZE,
         client: redis.Redis | None = None,
+        node_id: str | None = None,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
     ) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         if not namespace or any(c in namespace for c in "{}: "):
             raise ValueError(f"invalid namespace {namespace!r}")
+        if lease_ttl <= 0:
+            raise ValueError(f"lease_ttl must be > 0, got {lease_ttl}")
         self._closed = False
         self._namespace = namespace
+        self._node_id = node_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        if "|" in self._node_id:
+            raise ValueError(f"invalid node id {self._node_id!r}")
+        self._lease_ttl = lease_ttl
+        self._group_prefixes: tuple[str, ...] = ()
         self._index_key = f"{namespace}:topics"
         self._max_pending = max_pending
         self._hub = LiveHub(live_queue_size)
@@ -147,6 +224,10 @@ class RedisEventLog:
         except BaseException:
             self._client.close()
             raise
+        self._acquire = self._client.register_script(_ACQUIRE)
+        self._renew = self._client.register_script(_RENEW)
+        self._release = self._client.register_script(_RELEASE)
+        self._fenced_append = self._client.register_script(_FENCED_APPEND)
 
         # Everything below is guarded by _lock.
         self._lock = threading.Lock()
@@ -166,13 +247,24 @@ class RedisEventLog:
         self._closed = False
         self._close_done = threading.Event()
 
+        # Leases, guarded by _lock too: group → (fencing token, monotonic time of the last renewal).
+        self._leases: dict[str, tuple[int, float]] = {}
+        self._lease_listeners: tuple[LeaseListener, ...] = ()
+        self._renewer_stop = threading.Event()
+
         self._before_write: Callable[[list[LogEntry]], None] | None = None
         """Test hook: called by the writer thread with each batch before sending it."""
+        self._renew_paused = False
+        """Test hook: while set, the renewer skips its renewals (a paused or partitioned node)."""
 
         self._writer = threading.Thread(
             target=self._run, name=f"eventlog-writer:redis:{namespace}", daemon=True
         )
         self._writer.start()
+        self._renewer = threading.Thread(
+            target=self._renew_loop, name=f"eventlog-leases:redis:{namespace}", daemon=True
+        )
+        self._renewer.start()
 
     def __repr__(self) -> str:
         return f"<RedisEventLog {self.location!r}{' closed' if self._closed else ''}>"
@@ -211,8 +303,140 @@ class RedisEventLog:
                 self.location,
             )
 
+    def _group(self, topic: str) -> str:
+        for prefix in self._group_prefixes:
+            if topic.startswith(prefix) and len(topic) > len(prefix):
+                return topic[len(prefix) :]
+        return topic
+
     def _key(self, topic: str) -> str:
-        return events_key(self._namespace, topic)
+        return events_key(self._namespace, self._group(topic), topic)
+
+    def _lease_key(self, group: str, what: str) -> str:
+        return f"{self._namespace}:{{{group}}}:{what}"
+
+    # Ownership.
+
+    @property
+    def node_id(self) -> str:
+        """This process's name in the leases it holds."""
+        return self._node_id
+
+    @property
+    def lease_ttl(self) -> float:
+        """Seconds a lease lasts without renewal."""
+        return self._lease_ttl
+
+    def group_topics(self, prefixes: tuple[str, ...]) -> None:
+        """Group every topic ``PREFIX + NAME`` under ``NAME``; call before any other use.
+
+        A group's topics share a hash tag (so a Cluster slot) and one lease: appending to a grouped
+        topic needs that lease (:meth:`claim`), and the append is refused once another node claimed
+        it after us. Topics matching no prefix are their own group and need no lease.
+        """
+        self._group_prefixes = tuple(prefixes)
+
+    def claim(self, group: str) -> int | None:
+        """Take (or keep) the lease of ``group``; return its fencing token, ``None`` if another
+        node holds it. Waits for Redis: call it off the event loop."""
+        validate_topic(group)
+        try:
+            token = int(
+                self._acquire(
+                    keys=[self._lease_key(group, "owner"), self._lease_key(group, "fence")],
+                    args=[self._node_id, int(self._lease_ttl * 1000)],
+                )
+            )
+        except Exception as exc:
+            raise self._read_error(exc, f"cannot claim {group!r}") from exc
+        if token <= 0:
+            return None
+        with self._lock:
+            self._check_open()
+            previous = self._leases.get(group)
+            self._leases[group] = (token, time.monotonic())
+            if previous is None or previous[0] != token:
+                # Another node may have appended since this process last did: re-read the heads
+                # (unless entries of ours are still in flight, which are ahead of Redis's head).
+                for topic in [t for t in self._heads if self._group(t) == group]:
+                    if topic not in self._unsettled:
+                        del self._heads[topic]
+                        del self._committed[topic]
+        return token
+
+    def holds(self, group: str) -> bool:
+        """Whether this process holds the lease of ``group`` (as far as it knows)."""
+        with self._lock:
+            return group in self._leases
+
+    def owner(self, group: str) -> str | None:
+        """The node that holds the lease of ``group``, or ``None`` if nobody does."""
+        try:
+            value = self._client.get(self._lease_key(group, "owner"))
+        except Exception as exc:
+            raise self._read_error(exc, f"cannot read the owner of {group!r}") from exc
+        if not isinstance(value, bytes):
+            return None
+        return value.decode().rpartition("|")[0] or None
+
+    def release(self, group: str) -> None:
+        """Give up the lease of ``group`` (after what was appended to it is acknowledged)."""
+        self.flush()
+        with self._lock:
+            lease = self._leases.pop(group, None)
+        if lease is None:
+            return
+        try:
+            self._release(
+                keys=[self._lease_key(group, "owner")], args=[f"{self._node_id}|{lease[0]}"]
+            )
+        except redis.RedisError as exc:
+            logger.warning("could not release the lease of %s (it expires): %s", group, exc)
+
+    def add_lease_listener(self, listener: LeaseListener) -> None:
+        """Call ``listener(group)`` (on a log thread) when this process loses a group's lease."""
+        with self._lock:
+            self._lease_listeners = (*self._lease_listeners, listener)
+
+    def _lose(self, group: str, why: str, token: int | None = None) -> None:
+        """Forget the lease of ``group`` (only if it is still the one of ``token``, when given)."""
+        with self._lock:
+            lease = self._leases.get(group)
+            if lease is None or (token is not None and lease[0] != token):
+                return
+            del self._leases[group]
+            listeners = self._lease_listeners
+        logger.warning("lost the lease of %s: %s", group, why)
+        for listener in listeners:
+            try:
+                listener(group)
+            except Exception:
+                logger.exception("lease listener %r failed", listener)
+
+    def _renew_loop(self) -> None:
+        """Body of the lease thread: renew every held lease each third of the TTL."""
+        ttl_ms = int(self._lease_ttl * 1000)
+        while not self._renewer_stop.wait(self._lease_ttl / 3):
+            with self._lock:
+                leases = dict(self._leases)
+            if self._renew_paused:
+                continue
+            for group, (token, renewed_at) in leases.items():
+                try:
+                    ok = self._renew(
+                        keys=[self._lease_key(group, "owner")],
+                        args=[f"{self._node_id}|{token}", ttl_ms],
+                    )
+                except Exception as exc:
+                    if time.monotonic() - renewed_at >= self._lease_ttl:
+                        self._lose(group, f"not renewed within its TTL ({exc})", token)
+                    continue
+                if not ok:
+                    self._lose(group, "another node holds it now", token)
+                    continue
+                with self._lock:
+                    if self._leases.get(group, (None,))[0] == token:
+                        self._leases[group] = (token, time.monotonic())
 
     # Writing.
 
@@ -251,6 +475,13 @@ class RedisEventLog:
                 if self._unsettled_count < self._max_pending:
                     break
                 self._space.wait()
+            group = self._group(topic)
+            token = None
+            if group != topic:
+                lease = self._leases.get(group)
+                if lease is None:
+                    raise NotOwner(f"node {self._node_id} does not hold the lease of {group!r}")
+                token = lease[0]
             entry = LogEntry(topic, self._heads[topic] + 1, record)
             self._heads[topic] = entry.id
             unsettled = self._unsettled.get(topic)
@@ -258,7 +489,7 @@ class RedisEventLog:
                 unsettled = self._unsettled[topic] = deque()
             unsettled.append(entry)
             self._unsettled_count += 1
-            self._queue.append((entry, fields))
+            self._queue.append((entry, fields, token))
             self._appended_count += 1
             self._hub.publish(entry)
             self._work.notify()
@@ -275,14 +506,14 @@ class RedisEventLog:
                         return
                     queued = self._queue[:_MAX_BATCH]
                     del self._queue[:_MAX_BATCH]
-                    new_topics = {e.topic for e, _ in queued} - self._indexed
-                batch = [entry for entry, _ in queued]
+                    new_topics = {e.topic for e, _, _ in queued} - self._indexed
+                batch = [entry for entry, _, _ in queued]
                 if self._before_write is not None:
                     self._before_write(batch)
-                self._write(queued, new_topics)
+                heads, fenced = self._write(queued, new_topics)
                 with self._lock:
                     self._indexed |= new_topics
-                self._settle(batch, {entry.topic: entry.id for entry in batch})
+                self._settle(batch, heads, fenced)
         except BaseException as exc:
             logger.exception(
                 "event log %s: write failed; the log accepts no more appends", self.location
@@ -298,38 +529,62 @@ class RedisEventLog:
             for _, loop, future in flushes:
                 resolve_threadsafe(loop, future)
 
-    def _write(self, queued: list[_Queued], new_topics: set[str]) -> None:
-        """Send one batch in a pipeline and check every reply.
+    def _write(
+        self, queued: list[_Queued], new_topics: set[str]
+    ) -> tuple[dict[str, int], set[str]]:
+        """Send one batch in a pipeline and check every reply; return the acknowledged heads and
+        the topics whose appends the fence refused.
 
         A reply "id too small" is fine when the entry Redis holds under that id is ours (an earlier
         attempt of this batch landed but its reply was lost, and the pipeline was sent again);
-        otherwise another writer took the id, and the log must stop.
+        otherwise another writer took the id, and the log must stop. A ``FENCED`` reply means a
+        newer owner took the topic's group over: that topic's entries are dropped, not the log.
         """
         pipe = self._client.pipeline(transaction=False)
         for topic in sorted(new_topics):
             pipe.sadd(self._index_key, topic)
-        for entry, fields in queued:
-            pipe.xadd(self._key(entry.topic), fields, id=f"{entry.id}-0")  # type: ignore[arg-type]
+        for entry, fields, token in queued:
+            key = self._key(entry.topic)
+            if token is None:
+                pipe.xadd(key, fields, id=f"{entry.id}-0")  # type: ignore[arg-type]
+            else:
+                group = self._group(entry.topic)
+                args: list[Any] = [token, f"{entry.id}-0"]
+                for name, value in fields.items():
+                    args += [name, value]
+                self._fenced_append(
+                    keys=[key, self._lease_key(group, "fence")], args=args, client=pipe
+                )
         replies = pipe.execute(raise_on_error=False)
-        for (entry, fields), reply in zip(queued, replies[len(new_topics) :], strict=True):
-            if not isinstance(reply, Exception):
-                continue
-            if _TOO_SMALL in str(reply) and self._holds(entry, fields):
-                continue
-            raise EventLogError(
-                f"event log {self.location}: topic {entry.topic!r} id {entry.id} refused: {reply}"
-            )
         for reply in replies[: len(new_topics)]:
             if isinstance(reply, Exception):
                 raise reply
+        heads: dict[str, int] = {}
+        fenced: set[str] = set()
+        for (entry, fields, token), reply in zip(queued, replies[len(new_topics) :], strict=True):
+            if entry.topic in fenced:
+                continue
+            if isinstance(reply, Exception):
+                if str(reply).startswith("FENCED"):
+                    fenced.add(entry.topic)
+                    self._lose(self._group(entry.topic), str(reply), token)
+                    continue
+                if not (_TOO_SMALL in str(reply) and self._holds(entry, fields)):
+                    raise EventLogError(
+                        f"event log {self.location}: topic {entry.topic!r} id {entry.id} "
+                        f"refused: {reply}"
+                    )
+            heads[entry.topic] = entry.id
+        return heads, fenced
 
     def _holds(self, entry: LogEntry, fields: dict[str, bytes]) -> bool:
         stream_id = f"{entry.id}-0"
         found: _Rows = self._client.xrange(self._key(entry.topic), stream_id, stream_id)  # type: ignore[assignment]
         return bool(found) and dict(found[0][1]) == {k.encode(): v for k, v in fields.items()}
 
-    def _settle(self, batch: list[LogEntry], heads: dict[str, int]) -> None:
+    def _settle(self, batch: list[LogEntry], heads: dict[str, int], fenced: set[str]) -> None:
         with self._lock:
+            finished = len(batch)
             for topic, head in heads.items():
                 self._committed[topic] = head
                 unsettled = self._unsettled[topic]
@@ -337,8 +592,18 @@ class RedisEventLog:
                     unsettled.popleft()
                 if not unsettled:
                     del self._unsettled[topic]
-            self._unsettled_count -= len(batch)
-            self._committed_count += len(batch)
+            if fenced:
+                # Never acknowledged, so never shown to anybody: forget them, queued ones too,
+                # and read the head from Redis next time (after a new claim).
+                kept = [q for q in self._queue if q[0].topic not in fenced]
+                finished += len(self._queue) - len(kept)
+                self._queue = kept
+                for topic in fenced:
+                    self._unsettled.pop(topic, None)
+                    self._heads.pop(topic, None)
+                    self._committed.pop(topic, None)
+            self._unsettled_count -= finished
+            self._committed_count += finished
             self._space.notify_all()
         # Outside the lock: a listener may take locks that are held around append().
         self._listeners.notify(heads)
@@ -402,6 +667,18 @@ class RedisEventLog:
             return
         try:
             self._writer.join()
+            self._renewer_stop.set()
+            self._renewer.join()
+            with self._lock:
+                leases, self._leases = self._leases, {}
+            for group, (token, _) in leases.items():
+                try:
+                    self._release(
+                        keys=[self._lease_key(group, "owner")],
+                        args=[f"{self._node_id}|{token}"],
+                    )
+                except redis.RedisError as exc:
+                    logger.warning("could not release the lease of %s: %s", group, exc)
             self._hub.close()
             self._client.close()
         finally:

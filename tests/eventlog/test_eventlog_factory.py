@@ -91,9 +91,9 @@ def test_redis_spec_opens_a_namespaced_log() -> None:
         assert log.namespace == "factory1"
         log.append("t", LogRecord("k", 1))
         log.flush()
-        assert log.client.xlen("factory1:{t}:events") == 1
+        assert log.client.xlen("factory1:{t}:events:t") == 1
     finally:
-        log.client.delete("factory1:{t}:events", "factory1:topics")
+        log.client.delete("factory1:{t}:events:t", "factory1:topics")
         log.close()
 
 

@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from acp_bridge.agents.base import StopReason
-from acp_bridge.rpc.errors import InvalidParams
+from acp_bridge.eventlog import EventLogError
+from acp_bridge.rpc.errors import InternalError, InvalidParams
 from acp_bridge.rpc.peer import RequestContext
 from acp_bridge.translate import content_block_problem
 
 from ..connection import AcpConnection
-from ..sessions import PromptTicket, Session
+from ..sessions import PromptTicket, Session, SessionOwnedElsewhere
 from ._common import agent_failure, refuse_when_closing
 
 __all__ = ["register", "session_cancel", "session_prompt"]
@@ -52,6 +53,7 @@ async def session_prompt(conn: AcpConnection, params: dict[str, Any], ctx: Reque
     session, attachment = conn.attached_session(params)
     prompt = _check_prompt(conn, params.get("prompt"))
     refuse_when_closing(conn)
+    await _claim(conn, session)
     generation = ctx.arrival if isinstance(ctx.arrival, int) else session.cancel_generation
     handler = asyncio.current_task()
     if handler is not None:
@@ -73,6 +75,21 @@ async def session_prompt(conn: AcpConnection, params: dict[str, Any], ctx: Reque
         else:
             turn.add_done_callback(lambda _: ticket.answered.set())
         raise
+
+
+async def _claim(conn: AcpConnection, session: Session) -> None:
+    """On a shared log, make this node the session's owner (taking over an expired lease)."""
+    try:
+        await conn.sessions.claim(session.session_id)
+    except SessionOwnedElsewhere as exc:
+        raise InternalError(
+            f"{exc}; this node cannot run its turns (send the prompt to that node)",
+            data={"reason": "owned_elsewhere", "owner": exc.owner},
+        ) from None
+    except EventLogError as exc:
+        raise InternalError(
+            f"the event log cannot take this session over: {exc}", data={"reason": "event_log"}
+        ) from None
 
 
 def _check_prompt(conn: AcpConnection, prompt: Any) -> list[dict[str, Any]]:
