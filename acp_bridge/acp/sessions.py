@@ -33,7 +33,13 @@ from acp_bridge.agents.base import (
     SessionReadOnly,
     StopReason,
 )
-from acp_bridge.eventlog import EventLog, LeasedLog, LogRecord, sanitize_topic_component
+from acp_bridge.eventlog import (
+    EventLog,
+    EventLogError,
+    LeasedLog,
+    LogRecord,
+    sanitize_topic_component,
+)
 from acp_bridge.events.harn import ControlOutcome, UserMessage
 from acp_bridge.sinks import (
     AGENT_EVENTS_TOPIC_PREFIX,
@@ -526,6 +532,9 @@ class SessionManager:
         leases = self.leases
         if leases is None:
             return
+        unreachable = getattr(self.log, "connection_error", None)
+        if unreachable:
+            raise EventLogError(f"the shared event log is unreachable: {unreachable}")
         group = session_group(session_id)
         if leases.holds(group):
             return
@@ -534,6 +543,13 @@ class SessionManager:
             owner = await asyncio.to_thread(leases.owner, group)
             raise SessionOwnedElsewhere(session_id, owner)
         logger.info("node %s owns session %s (token %d)", leases.node_id, session_id, token)
+
+    def owned(self) -> list[str]:
+        """The live sessions whose lease this node holds (sorted; empty when the log is not shared)."""
+        leases = self.leases
+        if leases is None:
+            return []
+        return sorted(s for s in self.sessions if leases.holds(session_group(s)))
 
     def _on_lease_lost(self, group: str) -> None:
         """The log's lease listener (a log thread): handled on the loop."""

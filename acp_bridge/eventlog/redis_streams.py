@@ -71,6 +71,11 @@ MIN_REDIS_VERSION = (7, 0)
 _MAX_BATCH = 4_096
 """Most entries per pipeline: big enough to amortise a round trip, small enough to keep it short."""
 
+_WRITE_PATIENCE = 30.0
+"""Seconds the writer keeps resending a batch while Redis is unreachable before it gives up (the
+log then stops accepting appends, as after any write failure)."""
+_WRITE_RETRY_INTERVAL = 0.5
+
 _SOCKET_TIMEOUT = 10.0
 """Seconds a command may take before the connection is considered broken."""
 
@@ -251,6 +256,8 @@ class RedisEventLog:
         self._leases: dict[str, tuple[int, float]] = {}
         self._lease_listeners: tuple[LeaseListener, ...] = ()
         self._renewer_stop = threading.Event()
+        self._retry_wake = threading.Event()  # set by close(): stop pacing write retries
+        self._connection_error: str | None = None
 
         self._before_write: Callable[[list[LogEntry]], None] | None = None
         """Test hook: called by the writer thread with each batch before sending it."""
@@ -421,6 +428,8 @@ class RedisEventLog:
                 leases = dict(self._leases)
             if self._renew_paused:
                 continue
+            if not leases:
+                self.check_connection()
             for group, (token, renewed_at) in leases.items():
                 try:
                     ok = self._renew(
@@ -428,9 +437,11 @@ class RedisEventLog:
                         args=[f"{self._node_id}|{token}", ttl_ms],
                     )
                 except Exception as exc:
+                    self._connection_error = f"{type(exc).__name__}: {exc}"
                     if time.monotonic() - renewed_at >= self._lease_ttl:
                         self._lose(group, f"not renewed within its TTL ({exc})", token)
                     continue
+                self._connection_error = None
                 if not ok:
                     self._lose(group, "another node holds it now", token)
                     continue
@@ -510,7 +521,7 @@ class RedisEventLog:
                 batch = [entry for entry, _, _ in queued]
                 if self._before_write is not None:
                     self._before_write(batch)
-                heads, fenced = self._write(queued, new_topics)
+                heads, fenced = self._write_retrying(queued, new_topics)
                 with self._lock:
                     self._indexed |= new_topics
                 self._settle(batch, heads, fenced)
@@ -528,6 +539,46 @@ class RedisEventLog:
                 self._space.notify_all()
             for _, loop, future in flushes:
                 resolve_threadsafe(loop, future)
+
+    def _write_retrying(
+        self, queued: list[_Queued], new_topics: set[str]
+    ) -> tuple[dict[str, int], set[str]]:
+        """:meth:`_write`, sent again while Redis is unreachable, for up to ``_WRITE_PATIENCE``.
+
+        Resending is safe (an entry that landed the first time is recognised). Meanwhile nothing
+        of the batch is acknowledged, so nothing of it is shown to anybody; the connection error
+        is reported by :attr:`connection_error` (and so by ``/healthz``).
+        """
+        deadline = time.monotonic() + _WRITE_PATIENCE
+        while True:
+            try:
+                result = self._write(queued, new_topics)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._connection_error = f"{type(exc).__name__}: {exc}"
+                if time.monotonic() >= deadline or self._retry_wake.is_set():
+                    raise  # out of patience, or closing: the log reports the failure
+                logger.warning("event log %s: Redis unreachable, retrying: %s", self.location, exc)
+                self._retry_wake.wait(_WRITE_RETRY_INTERVAL)
+                continue
+            self._connection_error = None
+            return result
+
+    def check_connection(self) -> str | None:
+        """Ping Redis now; return (and remember for :attr:`connection_error`) what failed, if any.
+
+        The lease thread does this every third of the lease TTL by itself."""
+        try:
+            self._client.ping()
+        except Exception as exc:
+            self._connection_error = f"{type(exc).__name__}: {exc}"
+        else:
+            self._connection_error = None
+        return self._connection_error
+
+    @property
+    def connection_error(self) -> str | None:
+        """Why the last exchange with Redis failed, or ``None`` if it succeeded."""
+        return self._connection_error
 
     def _write(
         self, queued: list[_Queued], new_topics: set[str]
@@ -666,6 +717,7 @@ class RedisEventLog:
             self._close_done.wait()
             return
         try:
+            self._retry_wake.set()
             self._writer.join()
             self._renewer_stop.set()
             self._renewer.join()

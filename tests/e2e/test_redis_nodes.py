@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import pytest
 from websockets.asyncio.client import connect
 
@@ -22,7 +23,8 @@ from acp_bridge.events import harn as h
 from acp_bridge.sinks import SinkRegistry
 from acp_bridge.transports.websocket import WebSocketTransport
 from tests.support.acp_client import RawAcpClient, ResponseError
-from tests.support.redis_server import redis_url
+from tests.support.http import http_get
+from tests.support.redis_server import redis_url, start_redis_server
 
 CWD = "/tmp/project"
 
@@ -189,3 +191,40 @@ async def test_a_paused_owner_is_fenced_and_cancels_its_turn(spec: str) -> None:
         ]
         ids = [i for i, _ in replayed]
         assert ids == sorted(set(ids))
+
+
+async def test_healthz_reports_redis_and_owned_sessions_and_degrades_without_redis() -> None:
+    server = start_redis_server()  # a server of its own: this test stops it
+    try:
+        spec = f"{server.url}?namespace=health&lease_ttl=2"
+        async with node(spec, "A") as a_node, client(a_node) as a:
+            sid = await a.new_session(CWD)
+            status, _, body = await http_get(a_node.websocket.port, "/healthz")
+            health = orjson.loads(body)
+            assert status == 200
+            assert health["status"] == "ok"
+            assert health["eventLog"]["ok"] is True
+            assert health["eventLog"]["ownedSessions"] == [sid]
+            assert health["eventLog"]["node"]
+
+            server.stop()
+            log = a_node.log
+            assert isinstance(log, RedisEventLog)
+            # The lease thread pings every ttl/3; the test asks at once instead of waiting for it.
+            assert await asyncio.to_thread(log.check_connection) is not None
+            status, _, body = await http_get(a_node.websocket.port, "/healthz")
+            health = orjson.loads(body)
+            assert status == 503
+            assert health["status"] == "degraded"
+            assert health["eventLog"]["ok"] is False
+            assert "Connection" in health["eventLog"]["error"]
+            # New work is refused with a clear reason, not accepted and lost.
+            with pytest.raises(ResponseError) as refused:
+                await a.new_session(CWD)
+            assert refused.value.data["reason"] == "event_log"
+            with pytest.raises(ResponseError) as refused:
+                await a.prompt(sid, "now")
+            assert refused.value.data["reason"] == "event_log"
+            assert "unreachable" in str(refused.value)
+    finally:
+        server.stop()
