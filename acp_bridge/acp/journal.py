@@ -116,6 +116,11 @@ class SessionJournal:
                 still.append((target, future))
         self._waiters = still
 
+    @property
+    def published_through(self) -> int:
+        """The last event id this journal handed to the fan-out (0 if none)."""
+        return self._published
+
     def forget_uncommitted(self) -> int:
         """Drop the queued events the log has not reported committed: it never will (another node
         took the session over and the fence refused them). Returns how many were dropped."""

@@ -40,12 +40,14 @@ from acp_bridge.eventlog import (
     LogRecord,
     sanitize_topic_component,
 )
+from acp_bridge.events import EventDecodeError, decode_session_event
 from acp_bridge.events.harn import ControlOutcome, UserMessage
 from acp_bridge.sinks import (
     AGENT_EVENTS_TOPIC_PREFIX,
     EventLogSink,
     SinkRegistry,
     agent_events_topic,
+    event_of,
 )
 
 from . import presence
@@ -426,6 +428,8 @@ class SessionManager:
         self.leases: LeasedLog | None = log if isinstance(log, LeasedLog) else None
         """The log's leases when several nodes share it; ``None`` when this process is alone."""
         self._index_read: dict[str, int] = {}  # index topic → last id applied
+        # Live sessions another node runs: the task tailing their events, and the last id it published.
+        self._tails: dict[str, _Tail] = {}
         if self.leases is not None:
             self.leases.group_topics((AGENT_EVENTS_TOPIC_PREFIX, SESSION_INDEX_PREFIX))
             self.leases.add_lease_listener(self._on_lease_lost)
@@ -543,6 +547,62 @@ class SessionManager:
             owner = await asyncio.to_thread(leases.owner, group)
             raise SessionOwnedElsewhere(session_id, owner)
         logger.info("node %s owns session %s (token %d)", leases.node_id, session_id, token)
+        await self._stop_following(session_id)
+
+    # --- following sessions another node runs (shared logs) ------------------------------------------
+
+    def _follow(self, session: Session, after: int) -> None:
+        """Publish, to this node's clients of ``session``, the events another node appends to it."""
+        leases = self.leases
+        sid = session.session_id
+        if leases is None or sid in self._tails or leases.holds(session_group(sid)):
+            return
+        tail = _Tail(after)
+        tail.task = asyncio.create_task(self._run_tail(leases, session, tail), name=f"tail-{sid}")
+        self._tails[sid] = tail
+
+    async def _run_tail(self, leases: LeasedLog, session: Session, tail: _Tail) -> None:
+        topic = agent_events_topic(session.session_id)
+        try:
+            async for entry in leases.tail(topic, tail.cursor, stopped=lambda: tail.stopped):
+                # The flag, not only the cancel: redis-py may swallow a cancel while it connects.
+                if tail.stopped:
+                    return
+                tail.cursor = entry.id
+                self._publish_entry(session, entry.id, entry.record)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("tail of session %s failed", session.session_id)
+
+    def _publish_entry(self, session: Session, event_id: int, record: LogRecord) -> None:
+        try:
+            event = decode_session_event(record.kind, event_of(record))
+        except EventDecodeError as exc:
+            logger.warning("skipping undecodable event %d of %s: %s", event_id, session, exc)
+            return
+        if event.session_id == session.session_id:
+            session.fanout.publish(event, event_id)
+
+    async def _stop_following(self, session_id: str) -> None:
+        """Stop tailing a session this node now runs, after publishing what the tail had not yet."""
+        tail = self._tails.pop(session_id, None)
+        if tail is None:
+            return
+        tail.stop()
+        cursor = tail.cursor  # final: a stopped tail publishes nothing more
+        session = self.sessions.get(session_id)
+        if session is None:
+            return
+        topic = agent_events_topic(session_id)
+        entries = await asyncio.to_thread(self.log.read_range, topic, cursor)
+        for entry in entries:
+            self._publish_entry(session, entry.id, entry.record)
+
+    def _unfollow(self, session_id: str) -> None:
+        tail = self._tails.pop(session_id, None)
+        if tail is not None:
+            tail.stop()
 
     def owned(self) -> list[str]:
         """The live sessions whose lease this node holds (sorted; empty when the log is not shared)."""
@@ -561,6 +621,8 @@ class SessionManager:
                 continue
             dropped = session.journal.forget_uncommitted()
             running = session.cancel()
+            # From now on the new owner's events reach this node's clients through a tail.
+            self._follow(session, session.journal.published_through)
             logger.warning(
                 "session %s: this node lost its lease; %s, %d uncommitted event(s) dropped",
                 session.session_id,
@@ -655,7 +717,10 @@ class SessionManager:
             record = self.index.get(session_id)
         if record is None or record.closed:
             return None
-        return self._activate(record)
+        session = self._activate(record)
+        if self.leases is not None:
+            self._follow(session, self.committed_event_id(session_id))
+        return session
 
     async def start_backend(self, session: Session, *, new: bool) -> None:
         """Tell the backend about a session the first time it is used in this process."""
@@ -698,6 +763,7 @@ class SessionManager:
         self._mark_closed(session)
 
     def _mark_closed(self, session: Session) -> None:
+        self._unfollow(session.session_id)
         self._unwatch(session.journal)
         session.record.closed = True
         session.record.updated_at = _now_iso()
@@ -730,6 +796,7 @@ class SessionManager:
         """
         for session in list(self.sessions.values()):
             self.registry.unregister_sink(session.session_id, session.journal)
+            self._unfollow(session.session_id)
             if self.leases is not None:
                 # Another node may take the session over at once instead of after the TTL.
                 try:
@@ -752,6 +819,22 @@ class SessionManager:
         page = records[start : start + LIST_PAGE_SIZE]
         end = start + len(page)
         return page, (_encode_cursor(end) if end < len(records) else None)
+
+
+@dataclass(eq=False)
+class _Tail:
+    """A session this node follows (another node runs it): the tailing task and how far it got."""
+
+    cursor: int
+    stopped: bool = False
+    task: asyncio.Task[None] | None = None
+
+    def stop(self) -> None:
+        """Publish nothing more, and end the task (not awaited: closing its connection may take
+        a while)."""
+        self.stopped = True
+        if self.task is not None:
+            self.task.cancel()
 
 
 def _legacy_epoch(session_id: str, created_at: str) -> str:

@@ -358,3 +358,10 @@ class LeasedLog(Protocol):
     def add_lease_listener(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(group)`` when this process loses a group's lease."""
         ...
+
+    def tail(
+        self, topic: str, after: int = 0, *, stopped: Callable[[], bool] | None = None
+    ) -> AsyncIterator[LogEntry]:
+        """Entries of ``topic`` after ``after`` as the shared store holds them, from every process,
+        until the log closes or ``stopped()`` is true."""
+        ...

@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 import redis
+import redis.asyncio
 
 from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow, resolve_threadsafe
 from .base import (
@@ -75,6 +76,9 @@ _WRITE_PATIENCE = 30.0
 """Seconds the writer keeps resending a batch while Redis is unreachable before it gives up (the
 log then stops accepting appends, as after any write failure)."""
 _WRITE_RETRY_INTERVAL = 0.5
+
+DEFAULT_TAIL_BLOCK_MS = 2_000
+"""How long one ``XREAD`` of a tail blocks: short, so a closed log or a cancelled tail ends soon."""
 
 _SOCKET_TIMEOUT = 10.0
 """Seconds a command may take before the connection is considered broken."""
@@ -207,6 +211,7 @@ class RedisEventLog:
         if lease_ttl <= 0:
             raise ValueError(f"lease_ttl must be > 0, got {lease_ttl}")
         self._closed = False
+        self._url = url  # tails open connections of their own to it
         self._namespace = namespace
         self._node_id = node_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         if "|" in self._node_id:
@@ -810,6 +815,55 @@ class RedisEventLog:
             return recent
         # A round trip to Redis: keep it off the event loop.
         return await asyncio.to_thread(self.read_range, topic, after, limit)
+
+    async def tail(
+        self,
+        topic: str,
+        after: int = 0,
+        *,
+        block_ms: int = DEFAULT_TAIL_BLOCK_MS,
+        stopped: Callable[[], bool] | None = None,
+    ) -> AsyncGenerator[LogEntry, None]:
+        """Yield ``topic``'s entries after ``after`` as Redis holds them, whoever appended them.
+
+        Unlike :meth:`subscribe` (this process's appends, live as soon as appended), a tail sees only
+        what Redis acknowledged, from every node: it is how a node follows a session another node
+        runs. Each tail has a connection of its own, blocked in ``XREAD BLOCK block_ms`` (kept
+        well under the socket timeout). While Redis is unreachable it retries, and reports it in
+        :attr:`connection_error`. It ends when the log is closed, or once ``stopped()`` is true
+        (checked after every read); cancelling it works too, except while it connects (redis-py
+        may swallow that cancel), which is why ``stopped`` exists.
+        """
+        validate_topic(topic)
+        check_read_bounds(after, None)
+        self._check_open()
+        key = self._key(topic)
+        client = redis.asyncio.Redis.from_url(
+            self._url,
+            socket_timeout=block_ms / 1000 + _SOCKET_TIMEOUT,
+            socket_connect_timeout=_SOCKET_TIMEOUT,
+        )
+        last = after
+        try:
+            while not self._closed and not (stopped is not None and stopped()):
+                try:
+                    reply: Any = await client.xread({key: f"{last}-0"}, count=500, block=block_ms)
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        # redis-py turns a cancel during connect into a ConnectionError.
+                        raise asyncio.CancelledError from exc
+                    self._connection_error = f"{type(exc).__name__}: {exc}"
+                    await asyncio.sleep(_WRITE_RETRY_INTERVAL)  # pace reconnection attempts
+                    continue
+                streams = reply.items() if isinstance(reply, dict) else (reply or [])
+                for _, rows in streams:
+                    for stream_id, fields in rows:
+                        entry = _entry(topic, stream_id, fields)
+                        last = entry.id
+                        yield entry
+        finally:
+            await client.aclose()
 
     def latest(self, topic: str) -> int | None:
         """Return the highest id in ``topic``, or ``None``; see :meth:`EventLog.latest`."""

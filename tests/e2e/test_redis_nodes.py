@@ -228,3 +228,28 @@ async def test_healthz_reports_redis_and_owned_sessions_and_degrades_without_red
             assert "unreachable" in str(refused.value)
     finally:
         server.stop()
+
+
+async def test_a_client_on_another_node_sees_the_owners_turn_live(spec: str) -> None:
+    async with node(spec, "A") as a_node, client(a_node) as a:
+        sid = await a.new_session(CWD)
+        await a.prompt(sid, "one")
+        async with node(spec, "B") as b_node, client(b_node) as b:
+            await load(b, sid)
+            assert await a.prompt(sid, "live") == {"stopReason": "end_turn"}
+            # B tails the session's stream: A's turn reaches B's client as it happens.
+            await b.wait_for(lambda m: "A:live#2 " in str(m.get("params", {})), timeout=10)
+            assert events(b, sid) == events(a, sid)
+            # The prompt's echo too (A's own client, which sent it, gets none).
+            echo = [u for u in b.updates(sid) if u["sessionUpdate"] == "user_message_chunk"]
+            assert [u["content"]["text"] for u in echo] == ["one", "live"]
+
+            # A leaves; B takes the session over on the next prompt, and its client carries on:
+            # every id once, in order, nothing lost between the tail and B's own events.
+            await a_node.stop()
+            assert await b.prompt(sid, "two") == {"stopReason": "end_turn"}
+            got = events(b, sid)
+            assert [t for _, t in got][-3:] == ["B:two#0 ", "B:two#1 ", "B:two#2 "]
+            ids = [i for i, _ in got]
+            assert ids == sorted(set(ids))
+            assert len(got) == 9

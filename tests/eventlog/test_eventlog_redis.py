@@ -7,6 +7,7 @@ the renewal test, which lets real TTLs run out.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import threading
@@ -165,3 +166,21 @@ def test_two_unleased_writers_of_one_topic_stop_the_second(nodes: list[RedisEven
         a.flush()
     assert a.failure is not None
     assert [e.record for e in b.read_range("plain")] == [rec(0), rec(1)]
+
+
+async def test_a_tail_follows_what_another_node_appends(nodes: list[RedisEventLog]) -> None:
+    a, b = nodes
+    a.claim("s3")
+    a.append("ev.s3", rec(0))
+    a.flush()
+    got: list[int] = []
+    async with asyncio.timeout(10):
+        tail = b.tail("ev.s3", after=0, block_ms=200)
+        try:
+            got.append((await anext(tail)).id)  # stored
+            for i in range(1, 4):
+                a.append("ev.s3", rec(i))  # live, from the other node
+            got += [(await anext(tail)).id for _ in range(3)]
+        finally:
+            await tail.aclose()
+    assert got == [1, 2, 3, 4]
