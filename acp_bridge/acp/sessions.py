@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
+
 from acp_bridge.agents.base import (
     CANCEL_GRACE_SECONDS,
     AgentBackend,
@@ -42,6 +44,7 @@ from acp_bridge.eventlog import (
 )
 from acp_bridge.events import EventDecodeError, decode_session_event
 from acp_bridge.events.harn import ControlOutcome, UserMessage
+from acp_bridge.rpc.errors import InternalError
 from acp_bridge.sinks import (
     AGENT_EVENTS_TOPIC_PREFIX,
     EventLogSink,
@@ -49,6 +52,7 @@ from acp_bridge.sinks import (
     agent_events_topic,
     event_of,
 )
+from acp_bridge.translate import Profile
 
 from . import presence
 from .arbiter import Arbiter, Decision
@@ -72,6 +76,30 @@ logger = logging.getLogger(__name__)
 SESSION_INDEX_TOPIC: Final = "acp_bridge.sessions"
 SESSION_INDEX_PREFIX: Final = "acp_bridge.sessions."
 """On a shared (leased) log, session ``S``'s metadata is in topic ``acp_bridge.sessions.S``."""
+
+
+class _RemoteClient:
+    """The turn owner of a prompt another node forwarded: its client is not reachable from here,
+    so the turn asks nothing of it (no fs/terminal capabilities; permissions go to the session's
+    controllers attached to this node)."""
+
+    profile = Profile.STRICT
+    client_capabilities: Mapping[str, Any] = {}
+    closed = False
+
+    def attachment(self, session_id: str) -> Attachment | None:
+        """No attachment on this node."""
+        return None
+
+    async def request(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - never waits
+    ) -> Any:
+        """Refused: forwarding requests to the asking client is not implemented."""
+        raise InternalError(f"{method}: the prompting client is on another node")
 
 
 class SessionOwnedElsewhere(Exception):
@@ -430,6 +458,9 @@ class SessionManager:
         self._index_read: dict[str, int] = {}  # index topic → last id applied
         # Live sessions another node runs: the task tailing their events, and the last id it published.
         self._tails: dict[str, _Tail] = {}
+        # Owned sessions: the flag that stops serving the commands other nodes forward to them.
+        self._serving: dict[str, _Tail] = {}
+        self._forwarded: set[asyncio.Task[None]] = set()
         if self.leases is not None:
             self.leases.group_topics((AGENT_EVENTS_TOPIC_PREFIX, SESSION_INDEX_PREFIX))
             self.leases.add_lease_listener(self._on_lease_lost)
@@ -548,6 +579,118 @@ class SessionManager:
             raise SessionOwnedElsewhere(session_id, owner)
         logger.info("node %s owns session %s (token %d)", leases.node_id, session_id, token)
         await self._stop_following(session_id)
+        session = self.sessions.get(session_id)
+        if session is not None:
+            self._serve(session)
+
+    # --- commands forwarded between nodes (shared logs) ----------------------------------------------
+
+    def _serve(self, session: Session) -> None:
+        """Run the prompts and cancels other nodes forward to ``session``, which this node owns."""
+        leases = self.leases
+        sid = session.session_id
+        if leases is None or sid in self._serving:
+            return
+        state = _Tail(0)
+        state.task = asyncio.create_task(
+            self._run_commands(leases, session, state), name=f"commands-{sid}"
+        )
+        self._serving[sid] = state
+
+    def _unserve(self, session_id: str) -> None:
+        state = self._serving.pop(session_id, None)
+        if state is not None:
+            state.stop()
+
+    async def _run_commands(self, leases: LeasedLog, session: Session, state: _Tail) -> None:
+        group = session_group(session.session_id)
+        try:
+            async for message in leases.commands(group, stopped=lambda: state.stopped):
+                if state.stopped:
+                    return
+                command = orjson.loads(message)
+                op = command.get("op") if isinstance(command, dict) else None
+                if op == "prompt":
+                    task = asyncio.create_task(self._run_forwarded(leases, session, command))
+                    self._forwarded.add(task)
+                    task.add_done_callback(self._forwarded.discard)
+                elif op == "cancel":
+                    session.cancel()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("commands of session %s failed", session.session_id)
+
+    async def _run_forwarded(
+        self, leases: LeasedLog, session: Session, command: dict[str, Any]
+    ) -> None:
+        reply: dict[str, Any]
+        try:
+            stop = await session.run_turn(_RemoteClient(), command["prompt"], None)
+            reply = {"stopReason": stop.value}
+            error = await self.settle(session)
+            if error is not None:
+                reply["persistenceError"] = error
+            reply["lastEventId"] = self.committed_event_id(session.session_id)
+        except Exception as exc:
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        await asyncio.to_thread(
+            leases.reply,
+            session_group(session.session_id),
+            str(command["reply"]),
+            orjson.dumps(reply),
+        )
+
+    async def forward_prompt(
+        self, session: Session, prompt: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Have the owning node run a prompt turn; return its answer once this node's clients
+        have every update of the turn (they come through the tail)."""
+        leases = self.leases
+        assert leases is not None
+        group = session_group(session.session_id)
+        reply_id = uuid.uuid4().hex
+        command = {"op": "prompt", "prompt": prompt, "reply": reply_id}
+        command_id = await asyncio.to_thread(leases.send_command, group, orjson.dumps(command))
+        raw = await leases.wait_reply(group, reply_id, gone=lambda: leases.owner(group) is None)
+        if raw is None:
+            # The owner died before answering: make sure the next owner won't run it as well.
+            await asyncio.to_thread(leases.withdraw_command, group, command_id)
+            raise InternalError(
+                f"the node that owned session {session.session_id} went away during the prompt;"
+                " send it again to run it here",
+                data={"reason": "owner_gone"},
+            )
+        reply: dict[str, Any] = orjson.loads(raw)
+        if "error" in reply:
+            raise InternalError(
+                f"the owning node failed the prompt: {reply['error']}", data={"reason": "agent"}
+            )
+        tail = self._tails.get(session.session_id)
+        if tail is not None:
+            try:
+                async with asyncio.timeout(SETTLE_SECONDS):
+                    await tail.reached(int(reply.get("lastEventId", 0)))
+            except TimeoutError:
+                logger.warning("session %s: forwarded turn's updates late", session.session_id)
+        result: dict[str, Any] = {"stopReason": reply["stopReason"]}
+        if "persistenceError" in reply:
+            result["_meta"] = {"harn": {"persistenceError": reply["persistenceError"]}}
+        return result
+
+    def forwards(self, session: Session) -> bool:
+        """Whether another node runs ``session`` (prompts and cancels go there)."""
+        return session.session_id in self._tails
+
+    async def forward_cancel(self, session: Session) -> None:
+        """Cancel the turn the owning node runs for ``session``."""
+        leases = self.leases
+        if leases is not None:
+            await asyncio.to_thread(
+                leases.send_command,
+                session_group(session.session_id),
+                orjson.dumps({"op": "cancel"}),
+            )
 
     # --- following sessions another node runs (shared logs) ------------------------------------------
 
@@ -570,6 +713,7 @@ class SessionManager:
                     return
                 tail.cursor = entry.id
                 self._publish_entry(session, entry.id, entry.record)
+                tail.advanced()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -621,6 +765,7 @@ class SessionManager:
                 continue
             dropped = session.journal.forget_uncommitted()
             running = session.cancel()
+            self._unserve(session.session_id)
             # From now on the new owner's events reach this node's clients through a tail.
             self._follow(session, session.journal.published_through)
             logger.warning(
@@ -700,7 +845,9 @@ class SessionManager:
         """A new session, owned by this node when the log is shared (see :meth:`create`)."""
         session_id = uuid.uuid4().hex
         await self.claim(session_id)
-        return self.create(cwd, session_id=session_id, title=title)
+        session = self.create(cwd, session_id=session_id, title=title)
+        self._serve(session)
+        return session
 
     def live(self, session_id: str) -> Session | None:
         """The session if it is live in this process (never restores one)."""
@@ -764,6 +911,7 @@ class SessionManager:
 
     def _mark_closed(self, session: Session) -> None:
         self._unfollow(session.session_id)
+        self._unserve(session.session_id)
         self._unwatch(session.journal)
         session.record.closed = True
         session.record.updated_at = _now_iso()
@@ -797,6 +945,7 @@ class SessionManager:
         for session in list(self.sessions.values()):
             self.registry.unregister_sink(session.session_id, session.journal)
             self._unfollow(session.session_id)
+            self._unserve(session.session_id)
             if self.leases is not None:
                 # Another node may take the session over at once instead of after the TTL.
                 try:
@@ -828,6 +977,26 @@ class _Tail:
     cursor: int
     stopped: bool = False
     task: asyncio.Task[None] | None = None
+    waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
+
+    async def reached(self, event_id: int) -> None:
+        """Wait until the tail has published ``event_id``."""
+        if self.cursor >= event_id:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append((event_id, future))
+        await future
+
+    def advanced(self) -> None:
+        """Wake whoever waits for an id the tail has now published."""
+        still = []
+        for target, future in self.waiters:
+            if target <= self.cursor:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                still.append((target, future))
+        self.waiters = still
 
     def stop(self) -> None:
         """Publish nothing more, and end the task (not awaited: closing its connection may take

@@ -365,3 +365,27 @@ class LeasedLog(Protocol):
         """Entries of ``topic`` after ``after`` as the shared store holds them, from every process,
         until the log closes or ``stopped()`` is true."""
         ...
+
+    def send_command(self, group: str, message: bytes) -> str:
+        """Queue ``message`` for the node that owns ``group``; return the command's id."""
+        ...
+
+    def withdraw_command(self, group: str, command_id: str) -> None:
+        """Delete a command nobody read."""
+        ...
+
+    def commands(
+        self, group: str, *, stopped: Callable[[], bool] | None = None
+    ) -> AsyncIterator[bytes]:
+        """The commands sent to ``group`` (for its owner), each to one node once."""
+        ...
+
+    def reply(self, group: str, reply_id: str, message: bytes) -> None:
+        """Answer the command that asked for ``reply_id``."""
+        ...
+
+    async def wait_reply(
+        self, group: str, reply_id: str, *, gone: Callable[[], bool] | None = None
+    ) -> bytes | None:
+        """The answer for ``reply_id``, or ``None`` once ``gone()`` is true."""
+        ...

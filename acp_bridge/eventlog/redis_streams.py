@@ -77,6 +77,11 @@ _WRITE_PATIENCE = 30.0
 log then stops accepting appends, as after any write failure)."""
 _WRITE_RETRY_INTERVAL = 0.5
 
+_COMMAND_BACKLOG = 1_000
+"""Commands a group's stream keeps (approximately): they are handled within seconds."""
+_REPLY_TTL_MS = 60_000
+"""How long an answer waits for its asker before Redis drops it."""
+
 DEFAULT_TAIL_BLOCK_MS = 2_000
 """How long one ``XREAD`` of a tail blocks: short, so a closed log or a cancelled tail ends soon."""
 
@@ -864,6 +869,96 @@ class RedisEventLog:
                         yield entry
         finally:
             await client.aclose()
+
+    # Commands to a group's owner (routing): a stream per group with one consumer group.
+
+    def send_command(self, group: str, message: bytes) -> str:
+        """Queue ``message`` for whichever node owns ``group`` (``XADD NS:{group}:cmd``); return
+        its id (for :meth:`withdraw_command`)."""
+        try:
+            command_id = self._client.xadd(
+                self._lease_key(group, "cmd"),
+                {"m": message},
+                maxlen=_COMMAND_BACKLOG,
+                approximate=True,
+            )
+        except Exception as exc:
+            raise self._read_error(exc, f"cannot send a command to {group!r}") from exc
+        return command_id.decode() if isinstance(command_id, bytes) else str(command_id)
+
+    def withdraw_command(self, group: str, command_id: str) -> None:
+        """Delete a command nobody read (its sender gave up), so a later owner won't run it."""
+        try:
+            self._client.xdel(self._lease_key(group, "cmd"), command_id)
+        except Exception as exc:
+            raise self._read_error(exc, f"cannot withdraw a command of {group!r}") from exc
+
+    async def commands(
+        self, group: str, *, stopped: Callable[[], bool] | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """Yield the commands sent to ``group``, each once across the nodes that own it in turn.
+
+        Reads with ``XREADGROUP`` in the consumer group ``owner`` (created at the stream's start,
+        so commands sent before the first owner listened are delivered too), as consumer
+        :attr:`node_id`; a command is acknowledged when the next one is asked for. Ends like
+        :meth:`tail`.
+        """
+        key = self._lease_key(group, "cmd")
+        client = self._async_client(DEFAULT_TAIL_BLOCK_MS)
+        try:
+            try:
+                await client.xgroup_create(key, "owner", id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            while not self._closed and not (stopped is not None and stopped()):
+                try:
+                    reply: Any = await client.xreadgroup(
+                        "owner", self._node_id, {key: ">"}, count=10, block=DEFAULT_TAIL_BLOCK_MS
+                    )
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    self._connection_error = f"{type(exc).__name__}: {exc}"
+                    await asyncio.sleep(_WRITE_RETRY_INTERVAL)  # pace reconnection attempts
+                    continue
+                streams = reply.items() if isinstance(reply, dict) else (reply or [])
+                for _, rows in streams:
+                    for command_id, fields in rows:
+                        yield fields[b"m"]
+                        await client.xack(key, "owner", command_id)
+        finally:
+            await client.aclose()
+
+    def reply(self, group: str, reply_id: str, message: bytes) -> None:
+        """Answer a command: ``message`` for whoever waits in :meth:`wait_reply` for ``reply_id``."""
+        key = self._lease_key(group, f"reply:{reply_id}")
+        pipe = self._client.pipeline(transaction=False)
+        pipe.rpush(key, message)
+        pipe.pexpire(key, _REPLY_TTL_MS)
+        pipe.execute()
+
+    async def wait_reply(
+        self, group: str, reply_id: str, *, gone: Callable[[], bool] | None = None
+    ) -> bytes | None:
+        """Wait for the answer to a command; ``None`` once ``gone()`` (checked every 2 s) is true."""
+        key = self._lease_key(group, f"reply:{reply_id}")
+        client = self._async_client(DEFAULT_TAIL_BLOCK_MS)
+        try:
+            while not self._closed:
+                found: Any = await client.blpop([key], timeout=DEFAULT_TAIL_BLOCK_MS / 1000)
+                if found:
+                    return bytes(found[1])
+                if gone is not None and await asyncio.to_thread(gone):
+                    return None
+            return None
+        finally:
+            await client.aclose()
+
+    def _async_client(self, block_ms: int) -> redis.asyncio.Redis:
+        return redis.asyncio.Redis.from_url(
+            self._url,
+            socket_timeout=block_ms / 1000 + _SOCKET_TIMEOUT,
+            socket_connect_timeout=_SOCKET_TIMEOUT,
+        )
 
     def latest(self, topic: str) -> int | None:
         """Return the highest id in ``topic``, or ``None``; see :meth:`EventLog.latest`."""

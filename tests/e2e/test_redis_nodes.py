@@ -105,11 +105,15 @@ async def test_a_session_made_on_one_node_loads_and_continues_on_the_other(spec:
             assert sid in [s["sessionId"] for s in listed["sessions"]]
             await load(b, sid)
             assert events(b, sid) == seen_on_a
-            # A owns it (its lease is alive): B refuses to run a turn, and says who does.
-            with pytest.raises(ResponseError) as refused:
-                await b.prompt(sid, "two")
-            assert refused.value.data["reason"] == "owned_elsewhere"
-            assert refused.value.data["owner"]
+            # A owns it (its lease is alive): a prompt sent to B runs on A, through the session's
+            # command stream; B answers it once B's client has every update of the turn, and A's
+            # client sees the turn live too.
+            assert await b.prompt(sid, "routed") == {"stopReason": "end_turn"}
+            routed = ["A:routed#0 ", "A:routed#1 ", "A:routed#2 "]
+            assert [t for _, t in events(b, sid)][-3:] == routed
+            await a.wait_for(lambda m: "A:routed#2 " in str(m.get("params", {})), timeout=10)
+            assert events(a, sid) == events(b, sid)
+            seen_on_a = events(a, sid)
 
         # A stops (releasing its lease); a node that comes up afterwards takes the session over.
     async with node(spec, "B") as b_node, client(b_node) as b:
@@ -120,6 +124,7 @@ async def test_a_session_made_on_one_node_loads_and_continues_on_the_other(spec:
         last_of_a = seen_on_a[-1][0]
         after = [(i, t) for i, t in events(b, sid) if i > last_of_a]
         assert [t for _, t in after] == ["B:two#0 ", "B:two#1 ", "B:two#2 "]
+        assert len(seen_on_a) == 6
         # The ids continue: the prompt echo comes first, then B's chunks, no gap and no reuse.
         assert after[0][0] > last_of_a
 
@@ -253,3 +258,24 @@ async def test_a_client_on_another_node_sees_the_owners_turn_live(spec: str) -> 
             ids = [i for i, _ in got]
             assert ids == sorted(set(ids))
             assert len(got) == 9
+
+
+async def test_a_cancel_sent_to_another_node_cancels_the_owners_turn(spec: str) -> None:
+    backend_a = PausingBackend("A")
+    async with (
+        BridgeServer(
+            backend_a, ServerOptions(port=0, event_log=spec), registry=SinkRegistry()
+        ) as a_node,
+        client(a_node) as a,
+        node(spec, "B") as b_node,
+        client(b_node) as b,
+    ):
+        sid = await a.new_session(CWD)
+        await load(b, sid)
+        # Prompted on B, run on A (the owner); B's client sees the turn start live.
+        turn = asyncio.create_task(b.prompt(sid, "long"))
+        await b.wait_for(lambda m: "before " in str(m.get("params", {})), timeout=10)
+        await b.notify("session/cancel", {"sessionId": sid})
+        async with asyncio.timeout(10):
+            await backend_a.cancelled.wait()
+            assert await turn == {"stopReason": "cancelled"}

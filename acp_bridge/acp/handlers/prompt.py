@@ -53,7 +53,10 @@ async def session_prompt(conn: AcpConnection, params: dict[str, Any], ctx: Reque
     session, attachment = conn.attached_session(params)
     prompt = _check_prompt(conn, params.get("prompt"))
     refuse_when_closing(conn)
-    await _claim(conn, session)
+    if not await _claim(conn, session):
+        # Another node runs the session: it runs this turn too, and its updates reach this
+        # connection through the session's tail before the answer does.
+        return await conn.sessions.forward_prompt(session, prompt)
     generation = ctx.arrival if isinstance(ctx.arrival, int) else session.cancel_generation
     handler = asyncio.current_task()
     if handler is not None:
@@ -77,15 +80,14 @@ async def session_prompt(conn: AcpConnection, params: dict[str, Any], ctx: Reque
         raise
 
 
-async def _claim(conn: AcpConnection, session: Session) -> None:
-    """On a shared log, make this node the session's owner (taking over an expired lease)."""
+async def _claim(conn: AcpConnection, session: Session) -> bool:
+    """On a shared log, make this node the session's owner (taking over an expired lease);
+    ``False`` if another node owns it (the prompt is then forwarded there)."""
     try:
         await conn.sessions.claim(session.session_id)
-    except SessionOwnedElsewhere as exc:
-        raise InternalError(
-            f"{exc}; this node cannot run its turns (send the prompt to that node)",
-            data={"reason": "owned_elsewhere", "owner": exc.owner},
-        ) from None
+        return True
+    except SessionOwnedElsewhere:
+        return False
     except EventLogError as exc:
         raise InternalError(
             f"the event log cannot take this session over: {exc}", data={"reason": "event_log"}
@@ -134,6 +136,8 @@ async def session_cancel(conn: AcpConnection, params: dict[str, Any]) -> None:
     session = conn.sessions.live(session_id) if isinstance(session_id, str) else None
     if session is not None:
         session.cancel()
+        if conn.sessions.forwards(session):
+            await conn.sessions.forward_cancel(session)
 
 
 async def _cancel_request(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
