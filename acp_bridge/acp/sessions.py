@@ -239,6 +239,8 @@ class Session:
         prompt: list[dict[str, Any]],
         owner_attachment: Attachment | None,
         ticket: PromptTicket | None = None,
+        *,
+        message_id: str | None = None,
     ) -> StopReason:
         """Run one prompt turn (queued behind any running one) and return its stop reason.
 
@@ -266,7 +268,7 @@ class Session:
             ticket.turn = turn
             self.current_turn = turn
             try:
-                self._record_prompt(prompt, exclude=owner_attachment)
+                self._record_prompt(prompt, exclude=owner_attachment, message_id=message_id)
                 return await self._drive(turn, prompt)
             finally:
                 self.current_turn = None
@@ -354,14 +356,25 @@ class Session:
             request.cancel()
         return True
 
-    def _record_prompt(self, prompt: list[dict[str, Any]], *, exclude: Attachment | None) -> None:
-        """Persist the prompt as history, and show it to the other clients watching the session."""
+    def _record_prompt(
+        self,
+        prompt: list[dict[str, Any]],
+        *,
+        exclude: Attachment | None,
+        message_id: str | None = None,
+    ) -> None:
+        """Persist the prompt as history, and show it to the other clients watching the session.
+
+        ``message_id``: the id the echo carries (a forwarded prompt's asking node chose it, so its
+        tail can spare the asking client the echo)."""
         if self.record.title is None:
             text = " ".join(b.get("text", "") for b in prompt if b.get("type") == "text").strip()
             if text:
                 self.record.title = text if len(text) <= 80 else text[:79] + "…"
         event = UserMessage(
-            session_id=self.session_id, message_id=f"user-{uuid.uuid4().hex}", content=prompt
+            session_id=self.session_id,
+            message_id=message_id or f"user-{uuid.uuid4().hex}",
+            content=prompt,
         )
         self.journal.handle_event(event, exclude)
 
@@ -626,7 +639,13 @@ class SessionManager:
     ) -> None:
         reply: dict[str, Any]
         try:
-            stop = await session.run_turn(_RemoteClient(), command["prompt"], None)
+            message_id = command.get("messageId")
+            stop = await session.run_turn(
+                _RemoteClient(),
+                command["prompt"],
+                None,
+                message_id=message_id if isinstance(message_id, str) else None,
+            )
             reply = {"stopReason": stop.value}
             error = await self.settle(session)
             if error is not None:
@@ -642,7 +661,10 @@ class SessionManager:
         )
 
     async def forward_prompt(
-        self, session: Session, prompt: list[dict[str, Any]]
+        self,
+        session: Session,
+        prompt: list[dict[str, Any]],
+        asker: Attachment | None = None,
     ) -> dict[str, Any]:
         """Have the owning node run a prompt turn; return its answer once this node's clients
         have every update of the turn (they come through the tail)."""
@@ -650,7 +672,11 @@ class SessionManager:
         assert leases is not None
         group = session_group(session.session_id)
         reply_id = uuid.uuid4().hex
-        command = {"op": "prompt", "prompt": prompt, "reply": reply_id}
+        message_id = f"user-{reply_id}"
+        command = {"op": "prompt", "prompt": prompt, "reply": reply_id, "messageId": message_id}
+        tail = self._tails.get(session.session_id)
+        if tail is not None and asker is not None:
+            tail.spare[message_id] = asker  # the asker has its prompt: no echo for it
         command_id = await asyncio.to_thread(leases.send_command, group, orjson.dumps(command))
         raw = await leases.wait_reply(group, reply_id, gone=lambda: leases.owner(group) is None)
         if raw is None:
@@ -712,21 +738,27 @@ class SessionManager:
                 if tail.stopped:
                     return
                 tail.cursor = entry.id
-                self._publish_entry(session, entry.id, entry.record)
+                self._publish_entry(session, entry.id, entry.record, tail)
                 tail.advanced()
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("tail of session %s failed", session.session_id)
 
-    def _publish_entry(self, session: Session, event_id: int, record: LogRecord) -> None:
+    def _publish_entry(
+        self, session: Session, event_id: int, record: LogRecord, tail: _Tail | None = None
+    ) -> None:
         try:
             event = decode_session_event(record.kind, event_of(record))
         except EventDecodeError as exc:
             logger.warning("skipping undecodable event %d of %s: %s", event_id, session, exc)
             return
-        if event.session_id == session.session_id:
-            session.fanout.publish(event, event_id)
+        if event.session_id != session.session_id:
+            return
+        exclude = None
+        if tail is not None and isinstance(event, UserMessage):
+            exclude = tail.spare.pop(event.message_id or "", None)
+        session.fanout.publish(event, event_id, exclude)
 
     async def _stop_following(self, session_id: str) -> None:
         """Stop tailing a session this node now runs, after publishing what the tail had not yet."""
@@ -978,6 +1010,8 @@ class _Tail:
     stopped: bool = False
     task: asyncio.Task[None] | None = None
     waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
+    spare: dict[str, Attachment] = field(default_factory=dict)
+    """Echo message id → the attachment whose forwarded prompt it echoes (it gets no echo)."""
 
     async def reached(self, event_id: int) -> None:
         """Wait until the tail has published ``event_id``."""

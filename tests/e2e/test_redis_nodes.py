@@ -80,6 +80,13 @@ def events(acp: RawAcpClient, sid: str) -> list[tuple[int, str]]:
     ]
 
 
+def echoes(acp: RawAcpClient, sid: str) -> list[str]:
+    """The texts of the prompt echoes (``user_message_chunk``) received for ``sid``."""
+    return [
+        u["content"]["text"] for u in acp.updates(sid) if u["sessionUpdate"] == "user_message_chunk"
+    ]
+
+
 async def load(acp: RawAcpClient, sid: str) -> Any:
     return await acp.call(
         "session/load",
@@ -113,6 +120,9 @@ async def test_a_session_made_on_one_node_loads_and_continues_on_the_other(spec:
             assert [t for _, t in events(b, sid)][-3:] == routed
             await a.wait_for(lambda m: "A:routed#2 " in str(m.get("params", {})), timeout=10)
             assert events(a, sid) == events(b, sid)
+            # The prompt's echo goes to every client but the one that sent it, as on one node.
+            assert echoes(a, sid) == ["routed"]
+            assert echoes(b, sid) == ["one"]  # the replay of A's first prompt only
             seen_on_a = events(a, sid)
 
         # A stops (releasing its lease); a node that comes up afterwards takes the session over.

@@ -56,7 +56,7 @@ async def session_prompt(conn: AcpConnection, params: dict[str, Any], ctx: Reque
     if not await _claim(conn, session):
         # Another node runs the session: it runs this turn too, and its updates reach this
         # connection through the session's tail before the answer does.
-        return await conn.sessions.forward_prompt(session, prompt)
+        return await conn.sessions.forward_prompt(session, prompt, attachment)
     generation = ctx.arrival if isinstance(ctx.arrival, int) else session.cancel_generation
     handler = asyncio.current_task()
     if handler is not None:
