@@ -9,6 +9,7 @@ there for want of a server).
 
 from __future__ import annotations
 
+import atexit
 import os
 import selectors
 import shutil
@@ -134,6 +135,8 @@ def redis_url() -> str:
     global _shared
     if _shared is None or _shared.process.poll() is not None:
         _shared = start_redis_server()
+        # Also when used outside pytest, or when a session is cut short: never leave it running.
+        atexit.register(stop_redis_server)
     return _shared.url
 
 
