@@ -14,6 +14,7 @@ BENCHES = [
     "translate_bench",
     "eventlog_bench",
     "exec_bench",
+    "redis_bench",
     "replay_bench",
     "storage_bench",
     "load_bench",

@@ -148,9 +148,19 @@ class AcpBridge:
         # A log that cannot commit any more makes the bridge degraded: it still serves, but what
         # it sends is no longer persisted (load and restart would lose it).
         failure = getattr(self.log, "failure", None)
+        # A shared log (Redis) also reports whether its server answers now: while it does not,
+        # nothing new can be committed, so the node is degraded until it does again.
+        unreachable = getattr(self.log, "connection_error", None)
+        problem = failure or unreachable
+        event_log: dict[str, Any] = (
+            {"ok": True} if problem is None else {"ok": False, "error": str(problem)}
+        )
+        if self._sessions is not None and self._sessions.leases is not None:
+            event_log["node"] = self._sessions.leases.node_id
+            event_log["ownedSessions"] = self._sessions.owned()
         return {
-            "status": "ok" if failure is None else "degraded",
-            "eventLog": {"ok": True} if failure is None else {"ok": False, "error": str(failure)},
+            "status": "ok" if problem is None else "degraded",
+            "eventLog": event_log,
             "version": __version__,
             "backend": self.backend.name,
             "sessions": len(live),

@@ -120,6 +120,29 @@ class SessionJournal:
                 still.append((target, future))
         self._waiters = still
 
+    @property
+    def published_through(self) -> int:
+        """The last event id this journal handed to the fan-out (0 if none)."""
+        return self._published
+
+    def forget_uncommitted(self) -> int:
+        """Drop the queued events the log has not reported committed: it never will (another node
+        took the session over and the fence refused them). Returns how many were dropped."""
+        with self._durable_lock:
+            committed = self._durable
+        with self._lock:
+            pending = self._pending or ()
+            kept = [p for p in pending if p[0] <= committed]
+            dropped = len(pending) - len(kept)
+            self._pending = deque(kept) if kept else None
+            self._appended = min(self._appended, max(committed, self._published))
+        # Whoever waits for a dropped event to be published waits for nothing more.
+        for target, future in self._waiters:
+            if target > self._appended and not future.done():
+                future.set_result(None)
+        self._wake_waiters()
+        return dropped
+
     async def published(self) -> None:
         """Wait until everything appended so far has been handed to the fan-out (on the loop).
 

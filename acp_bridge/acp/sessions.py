@@ -5,6 +5,11 @@ A :class:`Session` owns the one sink every live session has in the registry, its
 fan-out), and runs turns one at a time (decision 0003). The :class:`SessionManager` creates,
 restores, lists and closes sessions and tells the backend about them; their metadata is kept in the
 event log topic ``acp_bridge.sessions`` so a restarted bridge still knows them.
+
+On a log several nodes share (:class:`~acp_bridge.eventlog.LeasedLog`, Redis) each session's
+metadata has a topic of its own (``acp_bridge.sessions.<id>``) grouped with its events, one node at a
+time owns the session (holds its lease) and writes both, and a node that loses the lease cancels the
+session's turn (decision 0041).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
+
 from acp_bridge.agents.base import (
     CANCEL_GRACE_SECONDS,
     AgentBackend,
@@ -28,9 +35,25 @@ from acp_bridge.agents.base import (
     SessionReadOnly,
     StopReason,
 )
-from acp_bridge.eventlog import EventLog, EventLogError, LogRecord, Prunable
+from acp_bridge.eventlog import (
+    EventLog,
+    EventLogError,
+    LeasedLog,
+    LogRecord,
+    Prunable,
+    sanitize_topic_component,
+)
+from acp_bridge.events import EventDecodeError, decode_session_event
 from acp_bridge.events.harn import ControlOutcome, UserMessage
-from acp_bridge.sinks import EventLogSink, SinkRegistry, agent_events_topic
+from acp_bridge.rpc.errors import InternalError
+from acp_bridge.sinks import (
+    AGENT_EVENTS_TOPIC_PREFIX,
+    EventLogSink,
+    SinkRegistry,
+    agent_events_topic,
+    event_of,
+)
+from acp_bridge.translate import Profile
 from acp_bridge.translate.wire import session_update
 
 from . import presence
@@ -41,10 +64,12 @@ from .journal import SessionJournal
 from .ports import Participant, TurnOwner
 
 __all__ = [
+    "SESSION_INDEX_PREFIX",
     "SESSION_INDEX_TOPIC",
     "PromptTicket",
     "Session",
     "SessionManager",
+    "SessionOwnedElsewhere",
     "SessionRecord",
     "Turn",
 ]
@@ -52,6 +77,47 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SESSION_INDEX_TOPIC: Final = "acp_bridge.sessions"
+SESSION_INDEX_PREFIX: Final = "acp_bridge.sessions."
+"""On a shared (leased) log, session ``S``'s metadata is in topic ``acp_bridge.sessions.S``."""
+
+
+class _RemoteClient:
+    """The turn owner of a prompt another node forwarded: its client is not reachable from here,
+    so the turn asks nothing of it (no fs/terminal capabilities; permissions go to the session's
+    controllers attached to this node)."""
+
+    profile = Profile.STRICT
+    client_capabilities: Mapping[str, Any] = {}
+    closed = False
+
+    def attachment(self, session_id: str) -> Attachment | None:
+        """No attachment on this node."""
+        return None
+
+    async def request(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - never waits
+    ) -> Any:
+        """Refused: forwarding requests to the asking client is not implemented."""
+        raise InternalError(f"{method}: the prompting client is on another node")
+
+
+class SessionOwnedElsewhere(Exception):
+    """Another node holds the session's lease, so this one may not run its turns."""
+
+    def __init__(self, session_id: str, owner: str | None) -> None:
+        super().__init__(f"session {session_id} is owned by node {owner or '(unknown)'}")
+        self.session_id = session_id
+        self.owner = owner
+
+
+def session_group(session_id: str) -> str:
+    """The lease group (and Redis hash tag) of a session's topics."""
+    return sanitize_topic_component(session_id)
+
 
 SETTLE_SECONDS: Final = 10.0
 """Longest wait, after a successful flush, for committed events to reach the outboxes (normally
@@ -182,6 +248,8 @@ class Session:
         prompt: list[dict[str, Any]],
         owner_attachment: Attachment | None,
         ticket: PromptTicket | None = None,
+        *,
+        message_id: str | None = None,
     ) -> StopReason:
         """Run one prompt turn (queued behind any running one) and return its stop reason.
 
@@ -210,7 +278,7 @@ class Session:
             self.current_turn = turn
             self.manager.changed(self.session_id)
             try:
-                self._record_prompt(prompt, exclude=owner_attachment)
+                self._record_prompt(prompt, exclude=owner_attachment, message_id=message_id)
                 return await self._drive(turn, prompt)
             finally:
                 self.current_turn = None
@@ -301,14 +369,25 @@ class Session:
             request.cancel()
         return True
 
-    def _record_prompt(self, prompt: list[dict[str, Any]], *, exclude: Attachment | None) -> None:
-        """Persist the prompt as history, and show it to the other clients watching the session."""
+    def _record_prompt(
+        self,
+        prompt: list[dict[str, Any]],
+        *,
+        exclude: Attachment | None,
+        message_id: str | None = None,
+    ) -> None:
+        """Persist the prompt as history, and show it to the other clients watching the session.
+
+        ``message_id``: the id the echo carries (a forwarded prompt's asking node chose it, so its
+        tail can spare the asking client the echo)."""
         if self.record.title is None:
             text = " ".join(b.get("text", "") for b in prompt if b.get("type") == "text").strip()
             if text:
                 self.record.title = text if len(text) <= 80 else text[:79] + "…"
         event = UserMessage(
-            session_id=self.session_id, message_id=f"user-{uuid.uuid4().hex}", content=prompt
+            session_id=self.session_id,
+            message_id=message_id or f"user-{uuid.uuid4().hex}",
+            content=prompt,
         )
         self.journal.handle_event(event, exclude)
 
@@ -434,6 +513,17 @@ class SessionManager:
         # Replaced, never mutated: the log's writer thread reads it.
         self._journals: dict[str, tuple[SessionJournal, ...]] = {}
         self._listeners: list[Callable[[str], None]] = []
+        self.leases: LeasedLog | None = log if isinstance(log, LeasedLog) else None
+        """The log's leases when several nodes share it; ``None`` when this process is alone."""
+        self._index_read: dict[str, int] = {}  # index topic → last id applied
+        # Live sessions another node runs: the task tailing their events, and the last id it published.
+        self._tails: dict[str, _Tail] = {}
+        # Owned sessions: the flag that stops serving the commands other nodes forward to them.
+        self._serving: dict[str, _Tail] = {}
+        self._forwarded: set[asyncio.Task[None]] = set()
+        if self.leases is not None:
+            self.leases.group_topics((AGENT_EVENTS_TOPIC_PREFIX, SESSION_INDEX_PREFIX))
+            self.leases.add_lease_listener(self._on_lease_lost)
         self._load_index()
         log.add_commit_listener(self._on_commit)
 
@@ -513,20 +603,283 @@ class SessionManager:
 
     # --- index persistence ---------------------------------------------------------------------------
 
+    def _index_topic(self, session_id: str) -> str:
+        if self.leases is None:
+            return SESSION_INDEX_TOPIC
+        return SESSION_INDEX_PREFIX + session_group(session_id)
+
     def _load_index(self) -> None:
-        after = 0
+        """Apply the index records not applied yet (all of them at start)."""
+        topics = [SESSION_INDEX_TOPIC]
+        if self.leases is not None:
+            topics += [t for t in self.log.topics() if t.startswith(SESSION_INDEX_PREFIX)]
+        for topic in topics:
+            self._read_index_topic(topic)
+
+    def _read_index_topic(self, topic: str) -> None:
+        after = self._index_read.get(topic, 0)
         while True:
-            entries = self.log.read_range(SESSION_INDEX_TOPIC, after=after, limit=1000)
+            entries = self.log.read_range(topic, after=after, limit=1000)
             if not entries:
                 break
             for entry in entries:
                 self._apply(entry.record.kind, entry.record.payload)
             after = entries[-1].id
+        self._index_read[topic] = after
+
+    def refresh_index(self, session_id: str | None = None) -> None:
+        """On a shared log, pick up what other nodes recorded: one session's metadata, or all."""
+        if self.leases is None:
+            return
+        if session_id is None:
+            self._load_index()
+        else:
+            self._read_index_topic(self._index_topic(session_id))
+
+    # --- ownership (shared logs) -------------------------------------------------------------------
+
+    async def claim(self, session_id: str) -> None:
+        """Make this node the session's owner, taking it over if its lease expired.
+
+        Does nothing when the log is not shared. Raises :exc:`SessionOwnedElsewhere` while another
+        node holds the lease.
+        """
+        leases = self.leases
+        if leases is None:
+            return
+        unreachable = getattr(self.log, "connection_error", None)
+        if unreachable:
+            raise EventLogError(f"the shared event log is unreachable: {unreachable}")
+        group = session_group(session_id)
+        if leases.holds(group):
+            return
+        token = await asyncio.to_thread(leases.claim, group)
+        if token is None:
+            owner = await asyncio.to_thread(leases.owner, group)
+            raise SessionOwnedElsewhere(session_id, owner)
+        logger.info("node %s owns session %s (token %d)", leases.node_id, session_id, token)
+        await self._stop_following(session_id)
+        session = self.sessions.get(session_id)
+        if session is not None:
+            self._serve(session)
+
+    # --- commands forwarded between nodes (shared logs) ----------------------------------------------
+
+    def _serve(self, session: Session) -> None:
+        """Run the prompts and cancels other nodes forward to ``session``, which this node owns."""
+        leases = self.leases
+        sid = session.session_id
+        if leases is None or sid in self._serving:
+            return
+        state = _Tail(0)
+        state.task = asyncio.create_task(
+            self._run_commands(leases, session, state), name=f"commands-{sid}"
+        )
+        self._serving[sid] = state
+
+    def _unserve(self, session_id: str) -> None:
+        state = self._serving.pop(session_id, None)
+        if state is not None:
+            state.stop()
+
+    async def _run_commands(self, leases: LeasedLog, session: Session, state: _Tail) -> None:
+        group = session_group(session.session_id)
+        try:
+            async for message in leases.commands(group, stopped=lambda: state.stopped):
+                if state.stopped:
+                    return
+                command = orjson.loads(message)
+                op = command.get("op") if isinstance(command, dict) else None
+                if op == "prompt":
+                    task = asyncio.create_task(self._run_forwarded(leases, session, command))
+                    self._forwarded.add(task)
+                    task.add_done_callback(self._forwarded.discard)
+                elif op == "cancel":
+                    session.cancel()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("commands of session %s failed", session.session_id)
+
+    async def _run_forwarded(
+        self, leases: LeasedLog, session: Session, command: dict[str, Any]
+    ) -> None:
+        reply: dict[str, Any]
+        try:
+            message_id = command.get("messageId")
+            stop = await session.run_turn(
+                _RemoteClient(),
+                command["prompt"],
+                None,
+                message_id=message_id if isinstance(message_id, str) else None,
+            )
+            reply = {"stopReason": stop.value}
+            error = await self.settle(session)
+            if error is not None:
+                reply["persistenceError"] = error
+            reply["lastEventId"] = self.committed_event_id(session.session_id)
+        except Exception as exc:
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        await asyncio.to_thread(
+            leases.reply,
+            session_group(session.session_id),
+            str(command["reply"]),
+            orjson.dumps(reply),
+        )
+
+    async def forward_prompt(
+        self,
+        session: Session,
+        prompt: list[dict[str, Any]],
+        asker: Attachment | None = None,
+    ) -> dict[str, Any]:
+        """Have the owning node run a prompt turn; return its answer once this node's clients
+        have every update of the turn (they come through the tail)."""
+        leases = self.leases
+        assert leases is not None
+        group = session_group(session.session_id)
+        reply_id = uuid.uuid4().hex
+        message_id = f"user-{reply_id}"
+        command = {"op": "prompt", "prompt": prompt, "reply": reply_id, "messageId": message_id}
+        tail = self._tails.get(session.session_id)
+        if tail is not None and asker is not None:
+            tail.spare[message_id] = asker  # the asker has its prompt: no echo for it
+        command_id = await asyncio.to_thread(leases.send_command, group, orjson.dumps(command))
+        raw = await leases.wait_reply(group, reply_id, gone=lambda: leases.owner(group) is None)
+        if raw is None:
+            # The owner died before answering: make sure the next owner won't run it as well.
+            await asyncio.to_thread(leases.withdraw_command, group, command_id)
+            raise InternalError(
+                f"the node that owned session {session.session_id} went away during the prompt;"
+                " send it again to run it here",
+                data={"reason": "owner_gone"},
+            )
+        reply: dict[str, Any] = orjson.loads(raw)
+        if "error" in reply:
+            raise InternalError(
+                f"the owning node failed the prompt: {reply['error']}", data={"reason": "agent"}
+            )
+        tail = self._tails.get(session.session_id)
+        if tail is not None:
+            try:
+                async with asyncio.timeout(SETTLE_SECONDS):
+                    await tail.reached(int(reply.get("lastEventId", 0)))
+            except TimeoutError:
+                logger.warning("session %s: forwarded turn's updates late", session.session_id)
+        result: dict[str, Any] = {"stopReason": reply["stopReason"]}
+        if "persistenceError" in reply:
+            result["_meta"] = {"harn": {"persistenceError": reply["persistenceError"]}}
+        return result
+
+    def forwards(self, session: Session) -> bool:
+        """Whether another node runs ``session`` (prompts and cancels go there)."""
+        return session.session_id in self._tails
+
+    async def forward_cancel(self, session: Session) -> None:
+        """Cancel the turn the owning node runs for ``session``."""
+        leases = self.leases
+        if leases is not None:
+            await asyncio.to_thread(
+                leases.send_command,
+                session_group(session.session_id),
+                orjson.dumps({"op": "cancel"}),
+            )
+
+    # --- following sessions another node runs (shared logs) ------------------------------------------
+
+    def _follow(self, session: Session, after: int) -> None:
+        """Publish, to this node's clients of ``session``, the events another node appends to it."""
+        leases = self.leases
+        sid = session.session_id
+        if leases is None or sid in self._tails or leases.holds(session_group(sid)):
+            return
+        tail = _Tail(after)
+        tail.task = asyncio.create_task(self._run_tail(leases, session, tail), name=f"tail-{sid}")
+        self._tails[sid] = tail
+
+    async def _run_tail(self, leases: LeasedLog, session: Session, tail: _Tail) -> None:
+        topic = agent_events_topic(session.session_id)
+        try:
+            async for entry in leases.tail(topic, tail.cursor, stopped=lambda: tail.stopped):
+                # The flag, not only the cancel: redis-py may swallow a cancel while it connects.
+                if tail.stopped:
+                    return
+                tail.cursor = entry.id
+                self._publish_entry(session, entry.id, entry.record, tail)
+                tail.advanced()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("tail of session %s failed", session.session_id)
+
+    def _publish_entry(
+        self, session: Session, event_id: int, record: LogRecord, tail: _Tail | None = None
+    ) -> None:
+        try:
+            event = decode_session_event(record.kind, event_of(record))
+        except EventDecodeError as exc:
+            logger.warning("skipping undecodable event %d of %s: %s", event_id, session, exc)
+            return
+        if event.session_id != session.session_id:
+            return
+        exclude = None
+        if tail is not None and isinstance(event, UserMessage):
+            exclude = tail.spare.pop(event.message_id or "", None)
+        session.fanout.publish(event, event_id, exclude)
+
+    async def _stop_following(self, session_id: str) -> None:
+        """Stop tailing a session this node now runs, after publishing what the tail had not yet."""
+        tail = self._tails.pop(session_id, None)
+        if tail is None:
+            return
+        tail.stop()
+        cursor = tail.cursor  # final: a stopped tail publishes nothing more
+        session = self.sessions.get(session_id)
+        if session is None:
+            return
+        topic = agent_events_topic(session_id)
+        entries = await asyncio.to_thread(self.log.read_range, topic, cursor)
+        for entry in entries:
+            self._publish_entry(session, entry.id, entry.record)
+
+    def _unfollow(self, session_id: str) -> None:
+        tail = self._tails.pop(session_id, None)
+        if tail is not None:
+            tail.stop()
+
+    def owned(self) -> list[str]:
+        """The live sessions whose lease this node holds (sorted; empty when the log is not shared)."""
+        leases = self.leases
+        if leases is None:
+            return []
+        return sorted(s for s in self.sessions if leases.holds(session_group(s)))
+
+    def _on_lease_lost(self, group: str) -> None:
+        """The log's lease listener (a log thread): handled on the loop."""
+        self.loop.call_soon_threadsafe(self._lease_lost, group)
+
+    def _lease_lost(self, group: str) -> None:
+        for session in list(self.sessions.values()):
+            if session_group(session.session_id) != group:
+                continue
+            dropped = session.journal.forget_uncommitted()
+            running = session.cancel()
+            self._unserve(session.session_id)
+            # From now on the new owner's events reach this node's clients through a tail.
+            self._follow(session, session.journal.published_through)
+            logger.warning(
+                "session %s: this node lost its lease; %s, %d uncommitted event(s) dropped",
+                session.session_id,
+                "its turn is cancelled" if running else "no turn was running",
+                dropped,
+            )
 
     def _apply(self, kind: str, payload: Any) -> None:
         if not isinstance(payload, dict) or not isinstance(payload.get("sessionId"), str):
             return
         sid = payload["sessionId"]
+        if kind == "session_created" and sid in self.index:
+            return  # already known (read again from a shared log)
         if kind == "session_created":
             created_at = str(payload.get("createdAt", ""))
             epoch = payload.get("epoch")
@@ -567,7 +920,7 @@ class SessionManager:
         if record.closed:
             payload["closed"] = True
         try:
-            self.log.append(SESSION_INDEX_TOPIC, LogRecord(kind, payload))
+            self.log.append(self._index_topic(record.session_id), LogRecord(kind, payload))
         except Exception:
             logger.exception("could not persist %s for session %s", kind, record.session_id)
 
@@ -623,6 +976,25 @@ class SessionManager:
         self.changed(record.session_id)
         return session
 
+    async def acreate(
+        self,
+        cwd: str,
+        *,
+        title: str | None = None,
+        additional_directories: tuple[str, ...] = (),
+    ) -> Session:
+        """A new session, owned by this node when the log is shared (see :meth:`create`)."""
+        session_id = uuid.uuid4().hex
+        await self.claim(session_id)
+        session = self.create(
+            cwd,
+            session_id=session_id,
+            title=title,
+            additional_directories=additional_directories,
+        )
+        self._serve(session)
+        return session
+
     def live(self, session_id: str) -> Session | None:
         """The session if it is live in this process (never restores one)."""
         return self.sessions.get(session_id)
@@ -633,9 +1005,15 @@ class SessionManager:
         if session is not None:
             return session
         record = self.index.get(session_id)
+        if record is None and self.leases is not None:
+            self.refresh_index(session_id)  # made on another node, perhaps
+            record = self.index.get(session_id)
         if record is None or record.closed:
             return None
-        return self._activate(record)
+        session = self._activate(record)
+        if self.leases is not None:
+            self._follow(session, self.committed_event_id(session_id))
+        return session
 
     async def start_backend(self, session: Session, *, new: bool) -> None:
         """Tell the backend about a session the first time it is used in this process."""
@@ -719,6 +1097,8 @@ class SessionManager:
         self._mark_closed(session)
 
     def _mark_closed(self, session: Session) -> None:
+        self._unfollow(session.session_id)
+        self._unserve(session.session_id)
         self._unwatch(session.journal)
         session.record.closed = True
         session.record.updated_at = _now_iso()
@@ -752,12 +1132,21 @@ class SessionManager:
         """
         for session in list(self.sessions.values()):
             self.registry.unregister_sink(session.session_id, session.journal)
+            self._unfollow(session.session_id)
+            self._unserve(session.session_id)
+            if self.leases is not None:
+                # Another node may take the session over at once instead of after the TTL.
+                try:
+                    self.leases.release(session_group(session.session_id))
+                except Exception:
+                    logger.exception("could not release the lease of %s", session.session_id)
         self.sessions.clear()
         self._journals = {}
         self.log.remove_commit_listener(self._on_commit)
 
     def list(self, cwd: str | None, cursor: str | None) -> tuple[list[SessionRecord], str | None]:
         """One page of open sessions, most recently updated first, optionally filtered by ``cwd``."""
+        self.refresh_index()
         records = sorted(
             (r for r in self.index.values() if not r.closed and (cwd is None or r.cwd == cwd)),
             key=lambda r: (r.updated_at, r.session_id),
@@ -774,6 +1163,44 @@ def _directories(payload: Mapping[str, Any]) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
     return tuple(path for path in value if isinstance(path, str))
+
+
+@dataclass(eq=False)
+class _Tail:
+    """A session this node follows (another node runs it): the tailing task and how far it got."""
+
+    cursor: int
+    stopped: bool = False
+    task: asyncio.Task[None] | None = None
+    waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
+    spare: dict[str, Attachment] = field(default_factory=dict)
+    """Echo message id → the attachment whose forwarded prompt it echoes (it gets no echo)."""
+
+    async def reached(self, event_id: int) -> None:
+        """Wait until the tail has published ``event_id``."""
+        if self.cursor >= event_id:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append((event_id, future))
+        await future
+
+    def advanced(self) -> None:
+        """Wake whoever waits for an id the tail has now published."""
+        still = []
+        for target, future in self.waiters:
+            if target <= self.cursor:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                still.append((target, future))
+        self.waiters = still
+
+    def stop(self) -> None:
+        """Publish nothing more, and end the task (not awaited: closing its connection may take
+        a while)."""
+        self.stopped = True
+        if self.task is not None:
+            self.task.cancel()
 
 
 def _legacy_epoch(session_id: str, created_at: str) -> str:

@@ -24,7 +24,7 @@ from acp_bridge.agents.base import AgentBackend, BackendOptions
 from acp_bridge.agents.registry import create_backend
 from acp_bridge.eventlog import EventLog, EventLogError, open_event_log
 from acp_bridge.rpc.transport import DEFAULT_EOF_GRACE, Transport
-from acp_bridge.sinks import default_registry
+from acp_bridge.sinks import SinkRegistry, default_registry
 from acp_bridge.translate import Profile
 from acp_bridge.transports.tokens import TokenEntry, load_token_file
 from acp_bridge.transports.websocket_server import (
@@ -134,13 +134,17 @@ def backend_for(agent: str, *, dialect: str = "harn", replay_speed: float = 0.0)
     return create_backend(agent, BackendOptions(dialect=dialect, replay_speed=replay_speed))
 
 
-def _assemble(backend: AgentBackend, options: ServerOptions, log: EventLog) -> AcpBridge:
+def _assemble(
+    backend: AgentBackend, options: ServerOptions, log: EventLog, registry: SinkRegistry | None
+) -> AcpBridge:
     """The ACP layer for ``backend`` on ``log``.
 
-    The process-wide sink registry, so that ``acp_bridge.emit_event`` (Harn's process-wide
-    emission) reaches the served sessions.
+    By default the process-wide sink registry, so that ``acp_bridge.emit_event`` (Harn's
+    process-wide emission) reaches the served sessions.
     """
-    return AcpBridge(backend, log, registry=default_registry, config=options.bridge_config())
+    return AcpBridge(
+        backend, log, registry=registry or default_registry, config=options.bridge_config()
+    )
 
 
 class BridgeServer:
@@ -152,7 +156,10 @@ class BridgeServer:
         options: ServerOptions | None = None,
         *,
         log: EventLog | None = None,
+        registry: SinkRegistry | None = None,
     ):
+        """``registry``: a sink registry of its own instead of the process-wide one (several
+        bridges in one process, e.g. two nodes of one Redis in a test)."""
         self.options = options or ServerOptions()
         # First: a bad tokens file is the user's mistake, reported before anything is opened.
         tokens = self.options.load_tokens()
@@ -160,7 +167,7 @@ class BridgeServer:
         self._owns_log = log is None
         self.log_spec = self.options.event_log or default_event_log_spec()
         self.log = log if log is not None else open_event_log(self.log_spec)
-        self.bridge = _assemble(backend, self.options, self.log)
+        self.bridge = _assemble(backend, self.options, self.log, registry)
         self.inspector = Inspector(self.bridge) if self.options.inspector else None
         self.websocket = WebSocketServer(
             self.options.websocket_config(tokens),
@@ -326,7 +333,7 @@ async def serve_stdio(backend: AgentBackend, options: ServerOptions | None = Non
 
     options = options or ServerOptions()
     log = open_event_log(options.event_log or default_event_log_spec())
-    bridge = _assemble(backend, options, log)
+    bridge = _assemble(backend, options, log, None)
     try:
         await bridge.start()
     except BaseException:

@@ -72,7 +72,8 @@ def _add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--event-log",
         metavar="SPEC",
-        help="sqlite:PATH or memory (default: sqlite in the user's data directory)",
+        help="sqlite:PATH, memory, or redis://[:PASSWORD@]HOST:PORT/DB (rediss:// for TLS) for "
+        "several nodes sharing sessions (default: sqlite in the user's data directory)",
     )
     parser.add_argument(
         "--profile",
@@ -174,6 +175,16 @@ def _add_access_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _redact(spec: str) -> str:
+    """``spec`` without the password a ``redis://`` URL may carry: the banner goes to logs."""
+    scheme, sep, rest = spec.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return spec
+    credentials, _, location = rest.partition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}"
+
+
 def _banner(args: argparse.Namespace, url: str, log_spec: str, agent: str) -> str:
     http = url.replace("ws://", "http://", 1).rsplit("/", 1)[0]
     lines = [
@@ -181,7 +192,7 @@ def _banner(args: argparse.Namespace, url: str, log_spec: str, agent: str) -> st
         f"  WebSocket:  {url}",
         f"  health:     {http}/healthz",
         *([f"  inspector:  {http}/inspect"] if args.inspector else []),
-        f"  event log:  {log_spec}",
+        f"  event log:  {_redact(log_spec)}",
         f"  profile:    {args.profile}",
         "",
         "Point an editor at it by running this as the agent command:",

@@ -1,4 +1,4 @@
-"""An append-only log of records in named topics, in memory or in SQLite.
+"""An append-only log of records in named topics, in memory, in SQLite or in Redis Streams.
 
 This layer knows nothing of what it stores: producers append :class:`LogRecord` values to topics
 and get back per-topic ids (1, 2, 3, ... without gaps); consumers read ranges of ids or subscribe
@@ -11,6 +11,7 @@ from .base import (
     EventLogClosed,
     EventLogError,
     InvalidTopic,
+    LeasedLog,
     LogEntry,
     LogRecord,
     Prunable,
@@ -20,6 +21,7 @@ from .base import (
 )
 from .factory import open_event_log, register_backend
 from .memory import MemoryEventLog
+from .redis_streams import NotOwner, RedisEventLog
 from .sqlite import SqliteEventLog
 
 __all__ = [
@@ -27,10 +29,13 @@ __all__ = [
     "EventLogClosed",
     "EventLogError",
     "InvalidTopic",
+    "LeasedLog",
     "LogEntry",
     "LogRecord",
     "MemoryEventLog",
+    "NotOwner",
     "Prunable",
+    "RedisEventLog",
     "SqliteEventLog",
     "now_ms",
     "open_event_log",

@@ -25,6 +25,7 @@ __all__ = [
     "EventLogClosed",
     "EventLogError",
     "InvalidTopic",
+    "LeasedLog",
     "LogEntry",
     "LogRecord",
     "Prunable",
@@ -339,4 +340,74 @@ class Prunable(Protocol):
 
     def first_id(self, topic: str) -> int | None:
         """The lowest id ``topic`` still holds (``None`` when it holds none)."""
+        ...
+
+
+@runtime_checkable
+class LeasedLog(Protocol):
+    """A log that several processes share, with a lease per group of topics (Redis).
+
+    Topics ``PREFIX + NAME`` (for the prefixes given to :meth:`group_topics`) form the group
+    ``NAME``. Appending to a grouped topic needs the group's lease; the log refuses (fences) the
+    appends of a process that lost it, and tells its lease listeners.
+    """
+
+    @property
+    def node_id(self) -> str:
+        """This process's name in the leases it holds."""
+        ...
+
+    def group_topics(self, prefixes: tuple[str, ...]) -> None:
+        """Group every topic ``PREFIX + NAME`` under ``NAME``; call before any other use."""
+        ...
+
+    def claim(self, group: str) -> int | None:
+        """Take or keep the lease of ``group``: its fencing token, or ``None`` if another holds it."""
+        ...
+
+    def holds(self, group: str) -> bool:
+        """Whether this process holds the lease of ``group``."""
+        ...
+
+    def owner(self, group: str) -> str | None:
+        """The node holding the lease of ``group``, or ``None``."""
+        ...
+
+    def release(self, group: str) -> None:
+        """Give up the lease of ``group``."""
+        ...
+
+    def add_lease_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(group)`` when this process loses a group's lease."""
+        ...
+
+    def tail(
+        self, topic: str, after: int = 0, *, stopped: Callable[[], bool] | None = None
+    ) -> AsyncIterator[LogEntry]:
+        """Entries of ``topic`` after ``after`` as the shared store holds them, from every process,
+        until the log closes or ``stopped()`` is true."""
+        ...
+
+    def send_command(self, group: str, message: bytes) -> str:
+        """Queue ``message`` for the node that owns ``group``; return the command's id."""
+        ...
+
+    def withdraw_command(self, group: str, command_id: str) -> None:
+        """Delete a command nobody read."""
+        ...
+
+    def commands(
+        self, group: str, *, stopped: Callable[[], bool] | None = None
+    ) -> AsyncIterator[bytes]:
+        """The commands sent to ``group`` (for its owner), each to one node once."""
+        ...
+
+    def reply(self, group: str, reply_id: str, message: bytes) -> None:
+        """Answer the command that asked for ``reply_id``."""
+        ...
+
+    async def wait_reply(
+        self, group: str, reply_id: str, *, gone: Callable[[], bool] | None = None
+    ) -> bytes | None:
+        """The answer for ``reply_id``, or ``None`` once ``gone()`` is true."""
         ...

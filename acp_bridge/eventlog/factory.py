@@ -1,8 +1,8 @@
 """Open an event log from a one-line spec such as ``"memory"`` or ``"sqlite:~/.acp/events.db"``.
 
 A spec is ``SCHEME`` or ``SCHEME:ARGUMENT``. Each scheme maps to an opener registered with
-:func:`register_backend`, so a new backend (say ``redis://host:6379/0``) plugs in here and every
-caller that takes a spec from its configuration accepts it unchanged.
+:func:`register_backend`, so a new backend plugs in here and every caller that takes a spec from
+its configuration accepts it unchanged (``redis://host:6379/0`` is one).
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .base import EventLog, EventLogError
 from .memory import MemoryEventLog
+from .redis_streams import DEFAULT_LEASE_TTL, DEFAULT_NAMESPACE, RedisEventLog
 from .sqlite import SqliteEventLog
 
 __all__ = ["open_event_log", "register_backend"]
@@ -49,8 +51,11 @@ def open_event_log(spec: str) -> EventLog:
     Accepted forms: ``"memory"`` for a :class:`MemoryEventLog`, and ``"sqlite:PATH"`` for a
     :class:`SqliteEventLog` in the file ``PATH`` (``~`` is expanded, missing directories are
     created; ``sqlite:PATH?synchronous=full`` makes every commit survive power loss too, at the
-    cost of an fsync per commit), plus those of any backend registered with
-    :func:`register_backend`.
+    cost of an fsync per commit), ``"redis://[[user]:password@]host:port/db"`` (``rediss://`` for
+    TLS; ``?namespace=NAME`` changes the ``acp`` that starts every key, ``&lease_ttl=SECONDS`` the
+    session leases' lifetime, 10 by default) for a
+    :class:`~acp_bridge.eventlog.redis_streams.RedisEventLog`, plus those of any backend registered
+    with :func:`register_backend`.
 
     Raises:
         ValueError: if ``spec`` matches no accepted form.
@@ -101,5 +106,35 @@ def _open_sqlite(argument: str) -> EventLog:
     return SqliteEventLog(path, synchronous=synchronous)
 
 
+def _redis_opener(scheme: str) -> Opener:
+    def open_redis(argument: str) -> EventLog:
+        url = urlsplit(f"{scheme}:{argument}")
+        if not argument.startswith("//") or not url.hostname:
+            raise ValueError(f"the redis event log needs a server: '{scheme}://HOST:PORT/DB'")
+        options = parse_qsl(url.query, keep_blank_values=True)
+        namespace = DEFAULT_NAMESPACE
+        lease_ttl = DEFAULT_LEASE_TTL
+        rest = []
+        for name, value in options:
+            if name == "namespace":
+                namespace = value
+            elif name == "lease_ttl":
+                try:
+                    lease_ttl = float(value)
+                except ValueError:
+                    lease_ttl = 0
+                if not 0 < lease_ttl <= 3600:
+                    raise ValueError(f"lease_ttl must be seconds in (0, 3600], got {value!r}")
+            else:
+                rest.append((name, value))
+        return RedisEventLog(
+            url._replace(query=urlencode(rest)).geturl(), namespace=namespace, lease_ttl=lease_ttl
+        )
+
+    return open_redis
+
+
 register_backend("memory", _open_memory, usage="memory")
 register_backend("sqlite", _open_sqlite, usage="sqlite:PATH")
+register_backend("redis", _redis_opener("redis"), usage="redis://HOST:PORT/DB")
+register_backend("rediss", _redis_opener("rediss"), usage="rediss://HOST:PORT/DB")

@@ -63,9 +63,10 @@ class BridgeProcess:
     agent: the agent writes its pid to a file, and :meth:`stop` kills it too if it is still there.
     """
 
-    def __init__(self, db: Path, name: str) -> None:
+    def __init__(self, db: Path, name: str, event_log: str | None = None) -> None:
         self.db = db
         self.name = name
+        self.event_log = event_log or f"sqlite:{db}"
         self.agent_pidfile = db.parent / f"{name}-agent.pid"
         self.process: asyncio.subprocess.Process | None = None
         self.url = ""
@@ -77,7 +78,7 @@ class BridgeProcess:
         agent = shlex.join([sys.executable, str(AGENT), str(self.agent_pidfile)])
         self.process = await asyncio.create_subprocess_exec(
             *[sys.executable, "-m", "acp_bridge", "serve", "--host", "127.0.0.1", "--port", "0"],
-            *["--event-log", f"sqlite:{self.db}", "--agent", f"exec:{agent}"],
+            *["--event-log", self.event_log, "--agent", f"exec:{agent}"],
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,

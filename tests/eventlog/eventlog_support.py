@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from acp_bridge.eventlog import EventLog, LogEntry, LogRecord, MemoryEventLog, SqliteEventLog
+from acp_bridge.eventlog import (
+    EventLog,
+    LogEntry,
+    LogRecord,
+    MemoryEventLog,
+    RedisEventLog,
+    SqliteEventLog,
+)
+from tests.support.redis_server import redis_url
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "redis"]
 
 MakeLog = Callable[..., EventLog]
 
@@ -27,11 +36,27 @@ def ids(entries: list[LogEntry]) -> list[int]:
 def new_log(backend: str, directory: Path, **kwargs: Any) -> EventLog:
     if backend == "memory":
         return MemoryEventLog(**kwargs)
+    if backend == "redis":
+        # One server for the session; a namespace per directory keeps tests apart, and reopening
+        # the same directory reopens the same log.
+        return RedisEventLog(redis_url(), namespace=redis_namespace(directory), **kwargs)
     return SqliteEventLog(directory / "events.db", **kwargs)
 
 
+def redis_namespace(directory: Path) -> str:
+    """The key namespace of the Redis log that stands for ``directory``."""
+    return "t" + hashlib.sha1(str(directory).encode()).hexdigest()[:16]
+
+
+def spec_for(backend: str, directory: Path) -> str:
+    """An ``open_event_log`` spec for the log :func:`new_log` opens on ``directory``."""
+    if backend == "redis":
+        return f"{redis_url()}?namespace={redis_namespace(directory)}"
+    return f"sqlite:{directory / 'events.db'}"
+
+
 class WriterGate:
-    """A ``SqliteEventLog._before_write`` hook that holds the writer thread until released."""
+    """A ``_before_write`` hook (SQLite and Redis logs) that holds the writer thread until released."""
 
     def __init__(self) -> None:
         self.entered = threading.Event()
@@ -50,7 +75,7 @@ class WriterGate:
 
 def hub_of(log: EventLog) -> Any:
     """The live hub of a log, to observe its subscribers."""
-    assert isinstance(log, MemoryEventLog | SqliteEventLog)
+    assert isinstance(log, MemoryEventLog | SqliteEventLog | RedisEventLog)
     return log._hub
 
 

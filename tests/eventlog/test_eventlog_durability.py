@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from acp_bridge.eventlog import EventLog, LogRecord, SqliteEventLog
+from acp_bridge.eventlog import EventLog, LogRecord, RedisEventLog, SqliteEventLog
 
-from .eventlog_support import BACKENDS, MakeLog, WriterGate, new_log, rec
+from .eventlog_support import BACKENDS, MakeLog, WriterGate, new_log, rec, spec_for
 
 DURABLE_BACKENDS = [b for b in BACKENDS if b != "memory"]
 """Backends whose records outlive the process (the kill test needs a reopen)."""
@@ -120,9 +120,13 @@ def test_a_failing_listener_does_not_stop_the_others(log: EventLog) -> None:
     assert log.append("a", rec(1)) == 2
 
 
-def test_nothing_is_reported_committed_before_its_transaction_is(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", DURABLE_BACKENDS)
+def test_nothing_is_reported_committed_before_its_transaction_is(
+    backend: str, tmp_path: Path
+) -> None:
     gate = WriterGate()
-    log = SqliteEventLog(tmp_path / "events.db")
+    log = new_log(backend, tmp_path)
+    assert isinstance(log, SqliteEventLog | RedisEventLog)
     log._before_write = gate
     recorder = Recorder()
     log.add_commit_listener(recorder)
@@ -167,7 +171,7 @@ while True:
 def test_committed_ids_survive_kill_9_and_are_never_reused(
     backend: str, seed: int, tmp_path: Path
 ) -> None:
-    spec = f"sqlite:{tmp_path / 'events.db'}"
+    spec = spec_for(backend, tmp_path)
     stop_after = 2_000 + 1_000 * seed
     child = subprocess.run(
         [sys.executable, "-c", CHILD, spec, str(seed), str(stop_after)],
@@ -201,7 +205,7 @@ async def test_listeners_run_off_the_event_loop_for_a_writer_thread(make_log: Ma
     log.append("a", rec(0))
     await log.aflush()
     assert recorder.heads
-    if type(log).__name__ == "SqliteEventLog":
+    if isinstance(log, SqliteEventLog | RedisEventLog):
         # The writer thread commits, so it tells: a listener must be ready for any thread.
         assert threading.get_ident() not in recorder.threads
     else:

@@ -13,7 +13,9 @@ from acp_bridge.eventlog import (
     EventLog,
     EventLogError,
     InvalidTopic,
+    LogRecord,
     MemoryEventLog,
+    RedisEventLog,
     SqliteEventLog,
     factory,
     open_event_log,
@@ -55,19 +57,55 @@ def test_sqlite_spec_expands_the_home_directory(
 
 
 @pytest.mark.parametrize(
-    "spec", ["", "memory2", "redis://localhost:6379/0", "file:x.db", "SQLITE:x.db", " memory"]
+    "spec", ["", "memory2", "redis2://localhost:6379/0", "file:x.db", "SQLITE:x.db", " memory"]
 )
 def test_unknown_specs_list_the_accepted_forms(spec: str) -> None:
-    with pytest.raises(ValueError, match=r"expected one of: 'memory', 'sqlite:PATH'"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected one of: 'memory', 'sqlite:PATH', 'redis://HOST:PORT/DB', 'rediss://HOST:PORT/DB'",
+    ):
         open_event_log(spec)
 
 
 @pytest.mark.parametrize(
-    ("spec", "message"), [("sqlite:", "needs a file"), ("memory:x", "takes no argument")]
+    ("spec", "message"),
+    [
+        ("sqlite:", "needs a file"),
+        ("memory:x", "takes no argument"),
+        ("redis:", "needs a server"),
+        ("redis:localhost", "needs a server"),
+        ("rediss:///0", "needs a server"),
+    ],
 )
 def test_malformed_specs_are_refused(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         open_event_log(spec)
+
+
+def test_redis_spec_opens_a_namespaced_log() -> None:
+    from tests.support.redis_server import redis_url
+
+    log = open_event_log(f"{redis_url()}?namespace=factory1")
+    try:
+        assert isinstance(log, RedisEventLog)
+        assert log.namespace == "factory1"
+        log.append("t", LogRecord("k", 1))
+        log.flush()
+        assert log.client.xlen("factory1:{t}:events:t") == 1
+    finally:
+        log.client.delete("factory1:{t}:events:t", "factory1:topics")
+        log.close()
+
+
+def test_an_unreachable_redis_is_a_clear_error() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        # Bound but not listening: connections are refused.
+        with pytest.raises(EventLogError, match="cannot reach Redis"):
+            open_event_log(f"redis://127.0.0.1:{port}/0")
 
 
 @pytest.fixture

@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from acp_bridge.agents.base import StopReason
-from acp_bridge.rpc.errors import InvalidParams
+from acp_bridge.eventlog import EventLogError
+from acp_bridge.rpc.errors import InternalError, InvalidParams
 from acp_bridge.rpc.peer import RequestContext
 from acp_bridge.translate import content_block_problem
 
 from ..connection import AcpConnection, AcpMethods
-from ..sessions import PromptTicket, Session
+from ..sessions import PromptTicket, Session, SessionOwnedElsewhere
 from ._common import agent_failure, refuse_when_closing
 
 __all__ = ["register", "session_cancel", "session_prompt"]
@@ -51,6 +52,10 @@ async def session_prompt(conn: AcpConnection, params: dict[str, Any], ctx: Reque
     session, attachment = conn.attached_session(params)
     prompt = _check_prompt(conn, params.get("prompt"))
     refuse_when_closing(conn)
+    if not await _claim(conn, session):
+        # Another node runs the session: it runs this turn too, and its updates reach this
+        # connection through the session's tail before the answer does.
+        return await conn.sessions.forward_prompt(session, prompt, attachment)
     generation = ctx.arrival if isinstance(ctx.arrival, int) else session.cancel_generation
     handler = asyncio.current_task()
     if handler is not None:
@@ -72,6 +77,20 @@ async def session_prompt(conn: AcpConnection, params: dict[str, Any], ctx: Reque
         else:
             turn.add_done_callback(lambda _: ticket.answered.set())
         raise
+
+
+async def _claim(conn: AcpConnection, session: Session) -> bool:
+    """On a shared log, make this node the session's owner (taking over an expired lease);
+    ``False`` if another node owns it (the prompt is then forwarded there)."""
+    try:
+        await conn.sessions.claim(session.session_id)
+        return True
+    except SessionOwnedElsewhere:
+        return False
+    except EventLogError as exc:
+        raise InternalError(
+            f"the event log cannot take this session over: {exc}", data={"reason": "event_log"}
+        ) from None
 
 
 def _check_prompt(conn: AcpConnection, prompt: Any) -> list[dict[str, Any]]:
@@ -119,6 +138,8 @@ async def session_cancel(conn: AcpConnection, params: dict[str, Any]) -> None:
     session = conn.sessions.live(session_id) if isinstance(session_id, str) else None
     if session is not None:
         session.cancel()
+        if conn.sessions.forwards(session):
+            await conn.sessions.forward_cancel(session)
 
 
 async def _cancel_request(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:

@@ -58,7 +58,12 @@ async def session_new(conn: AcpConnection, params: dict[str, Any], ctx: RequestC
     mcp_servers = mcp_servers_of(params)
     directories = additional_directories_of(params)
     refuse_when_closing(conn)
-    session = conn.sessions.create(cwd, additional_directories=directories)
+    try:
+        session = await conn.sessions.acreate(cwd, additional_directories=directories)
+    except EventLogError as exc:
+        raise InternalError(
+            f"the event log cannot record a new session: {exc}", data={"reason": "event_log"}
+        ) from None
     session.mcp_servers = mcp_servers or ()
     attachment = conn.attach(session)
     with _opening(conn, session, "session/new", new=True):
