@@ -6,10 +6,16 @@ import logging
 from typing import Any, Final
 
 from acp_bridge.eventlog import EventLog
-from acp_bridge.events import EventDecodeError, SessionRuntimeEvent, decode_session_event
+from acp_bridge.events import (
+    EventDecodeError,
+    SessionAcpUpdate,
+    SessionRuntimeEvent,
+    decode_session_event,
+)
 from acp_bridge.sinks import agent_events_topic, event_of
 from acp_bridge.translate import Message, Profile, translate
 from acp_bridge.translate.compaction import ReplayCompactor
+from acp_bridge.translate.proxied import translate_proxied
 from acp_bridge.translate.runtime import RuntimeTranslator, UnmappedRunError
 
 from .delivery import Attachment, stamp_event_id
@@ -93,6 +99,8 @@ class _ReplayWriter:
                 messages = self.runtime.translate(event.event, replay=True).messages
             except UnmappedRunError:  # pragma: no cover - a default session is set
                 return
+        elif isinstance(event, SessionAcpUpdate):
+            messages = translate_proxied(event, profile=self.profile, replay=True)
         else:
             messages = translate(event, profile=self.profile, replay=True)
         for message in messages:
