@@ -130,7 +130,7 @@ class AcpBridge:
         # A log that cannot commit any more makes the bridge degraded: it still serves, but what
         # it sends is no longer persisted (load and restart would lose it).
         failure = getattr(self.log, "failure", None)
-        return {
+        health: dict[str, Any] = {
             "status": "ok" if failure is None else "degraded",
             "eventLog": {"ok": True} if failure is None else {"ok": False, "error": str(failure)},
             "version": __version__,
@@ -139,6 +139,11 @@ class AcpBridge:
             "activeTurns": sum(1 for s in live.values() if s.current_turn is not None),
             "connections": len(self.connections),
         }
+        # An optional backend hook: a proxied agent's process and the invalid messages it sent.
+        details = getattr(self.backend, "health_details", None)
+        if callable(details):
+            health["details"] = {"backend": details()}
+        return health
 
     async def shutdown(self) -> None:
         """Wind down: cancel turns, let them answer, close the backend, flush the log, close sockets.

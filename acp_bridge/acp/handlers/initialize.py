@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final
 
 from acp_bridge._version import __version__
@@ -16,6 +17,8 @@ from ..extensions import client_extensions
 __all__ = ["PROTOCOL_VERSION", "initialize", "register"]
 
 PROTOCOL_VERSION: Final = 1
+
+logger = logging.getLogger(__name__)
 
 
 def register(conn: AcpConnection) -> None:
@@ -46,6 +49,7 @@ async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestCo
     conn.client_info = info if isinstance(info, dict) else None
     conn.initialized = True
     backend = conn.host.backend
+    agent = await _proxied_agent(backend)
     prompt = backend.prompt_capabilities
     capabilities: dict[str, Any] = {
         "loadSession": True,
@@ -62,14 +66,36 @@ async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestCo
             ),
         },
     }
+    title = f"acp-bridge ({backend.name})"
+    agent_caps = agent.get("agentCapabilities")
+    if isinstance(agent_caps, dict) and isinstance(agent_caps.get("mcpCapabilities"), dict):
+        capabilities["mcpCapabilities"] = agent_caps["mcpCapabilities"]
+    agent_info = agent.get("agentInfo")
+    if isinstance(agent_info, dict) and isinstance(agent_info.get("name"), str):
+        title = f"acp-bridge ({backend.name}: {agent_info.get('title') or agent_info['name']})"
     # ACP: the agent answers with the latest version it supports, whatever the client asked.
     return {
         "protocolVersion": PROTOCOL_VERSION,
         "agentCapabilities": capabilities,
         "authMethods": [],
-        "agentInfo": {
-            "name": "acp-bridge",
-            "title": f"acp-bridge ({backend.name})",
-            "version": __version__,
-        },
+        "agentInfo": {"name": "acp-bridge", "title": title, "version": __version__},
     }
+
+
+async def _proxied_agent(backend: Any) -> dict[str, Any]:
+    """The ``initialize`` result of the agent behind a proxying backend (``acp:``), or ``{}``.
+
+    An optional backend hook, ``agent_initialize()``: the proxied agent's prompt capabilities
+    (which the backend adopts), MCP capabilities and name shape this answer. Loading, resuming,
+    listing and closing sessions are the bridge's own and advertised whatever the agent says.
+    An agent that cannot start is logged; the bridge still answers, and sessions report the error.
+    """
+    hook = getattr(backend, "agent_initialize", None)
+    if hook is None:
+        return {}
+    try:
+        result = await hook()
+    except Exception as exc:
+        logger.warning("the agent could not be initialized: %s", exc)
+        return {}
+    return dict(result) if isinstance(result, dict) else {}
