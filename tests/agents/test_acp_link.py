@@ -28,3 +28,17 @@ def test_each_line_is_one_message_or_invalid(line: bytes, kind: str) -> None:
     incoming = decode_line(line)
     assert incoming.kind == kind
     assert (incoming.problem != "") is (kind == "invalid")
+
+
+def test_agent_acp_command_is_split_like_a_shell_and_must_exist() -> None:
+    from acp_bridge.agents.acp import AcpBackend
+    from acp_bridge.agents.registry import available_backends, create_backend
+
+    backend = create_backend('acp:python -c "print(1)"')
+    assert isinstance(backend, AcpBackend)
+    assert backend.command == ("python", "-c", "print(1)")
+    assert available_backends()["acp"] == "acp:COMMAND"
+    with pytest.raises(ValueError, match="needs a command"):
+        create_backend("acp:")
+    with pytest.raises(ValueError, match="command not found"):
+        create_backend("acp:no-such-agent-binary --acp")

@@ -4,8 +4,10 @@ official SDK client over a real WebSocket, every message the bridge sends valida
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -273,3 +275,32 @@ async def test_an_invalid_update_is_counted_and_kept_from_strict_clients(
             and m["params"]["update"].get("sessionUpdate") == "agent_message_chunk"
         ]
         assert [u.get("content") for u in raw][:1] == [None]
+
+
+TS_SDK_DIR = os.environ.get("ACP_TS_SDK_DIR", "")
+"""A directory whose ``node_modules`` holds ``@agentclientprotocol/sdk`` (``npm install`` there)."""
+
+
+@pytest.mark.skipif(
+    not (shutil.which("node") and TS_SDK_DIR),
+    reason="set ACP_TS_SDK_DIR to a directory with @agentclientprotocol/sdk installed",
+)
+async def test_the_typescript_sdk_client_completes_turns_through_the_relay(tmp_path: Path) -> None:
+    async with asyncio.timeout(TIMEOUT), acp_server(tmp_path) as (server, backend):
+        node = await asyncio.create_subprocess_exec(
+            "node",
+            str(AGENT.parent / "ts_sdk_client.mjs"),
+            TS_SDK_DIR,
+            sys.executable,
+            server.url,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await node.communicate()
+        assert node.returncode == 0
+        seen = json.loads(out)
+        assert seen["stops"] == ["end_turn", "end_turn"]
+        assert seen["permissions"] == 1
+        assert seen["text"] == "permission: allowc0 c1 c2 "
+        assert seen["kinds"][:2] == ["tool_call", "tool_call_update"]
+        assert "sdk-fixture-agent" in seen["title"]
+        assert backend.starts == 1
