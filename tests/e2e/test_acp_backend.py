@@ -95,6 +95,11 @@ async def test_full_turn_with_permission_then_load_replays_every_update_once(
             assert caps.prompt_capabilities.image is True
             assert init.agent_info is not None
             assert "sdk-fixture-agent" in (init.agent_info.title or "")
+            assert [m.id for m in init.auth_methods or []] == ["token"]
+            await conn.authenticate(method_id="token")  # forwarded to the child
+            with pytest.raises(RequestError) as refused:
+                await conn.authenticate(method_id="nope")
+            assert refused.value.code == -32602  # the child's own error
             session = await conn.new_session(cwd=CWD, mcp_servers=[])
             sid = session.session_id
             assert session.modes is not None

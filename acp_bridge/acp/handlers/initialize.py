@@ -6,15 +6,16 @@ import logging
 from typing import Any, Final
 
 from acp_bridge._version import __version__
-from acp_bridge.rpc.errors import InvalidParams, InvalidRequest
+from acp_bridge.rpc.errors import InvalidParams, InvalidRequest, MethodNotFound
 from acp_bridge.rpc.peer import RequestContext
 from acp_bridge.translate import bridge_capability_block, harn_capability_block
 from acp_bridge.translate.capabilities import OFFERED_EXTENSION_METHODS
 
 from ..connection import AcpConnection
 from ..extensions import client_extensions
+from ._common import agent_failure
 
-__all__ = ["PROTOCOL_VERSION", "initialize", "register"]
+__all__ = ["PROTOCOL_VERSION", "authenticate", "initialize", "register"]
 
 PROTOCOL_VERSION: Final = 1
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 def register(conn: AcpConnection) -> None:
     """Serve ``initialize`` on ``conn`` (inline: nothing else is read before it is answered)."""
     conn.add_method("initialize", initialize, before_initialize=True, inline=True)
+    conn.add_method("authenticate", authenticate)
 
 
 async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
@@ -77,9 +79,34 @@ async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestCo
     return {
         "protocolVersion": PROTOCOL_VERSION,
         "agentCapabilities": capabilities,
-        "authMethods": [],
+        "authMethods": _auth_methods(agent),
         "agentInfo": {"name": "acp-bridge", "title": title, "version": __version__},
     }
+
+
+def _auth_methods(agent: dict[str, Any]) -> list[Any]:
+    """The proxied agent's ``authMethods`` (``authenticate`` is forwarded to it), else none."""
+    methods = agent.get("authMethods")
+    return [m for m in methods if isinstance(m, dict)] if isinstance(methods, list) else []
+
+
+async def authenticate(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
+    """Forward ``authenticate`` to a proxied agent (backend hook ``authenticate(params)``).
+
+    The agent process serves every session and client, so once it accepted a method it stays
+    authenticated for all of them. Backends without the hook offer no auth methods: -32601.
+    """
+    hook = getattr(conn.host.backend, "authenticate", None)
+    if hook is None:
+        raise MethodNotFound(
+            "authenticate is not offered: this agent has no auth methods",
+            data={"method": "authenticate"},
+        )
+    try:
+        result = await hook(params)
+    except Exception as exc:
+        raise agent_failure(exc, "", "authenticate") from None
+    return result if isinstance(result, dict) else {}
 
 
 async def _proxied_agent(backend: Any) -> dict[str, Any]:

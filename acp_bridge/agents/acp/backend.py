@@ -207,6 +207,11 @@ class AcpBackend(BaseBackend):
         await self._ensure_link()
         return self.agent_info
 
+    async def authenticate(self, params: Mapping[str, Any]) -> Any:
+        """Forward ``authenticate`` (the child's ``authMethods`` are the bridge's)."""
+        link = await self._ensure_link()
+        return await link.request("authenticate", dict(params), self.initialize_timeout)
+
     def health_details(self) -> dict[str, Any]:
         """For ``/healthz``: the child's pid and starts, how it last ended, what it got wrong."""
         return {
