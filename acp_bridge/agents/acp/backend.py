@@ -238,7 +238,7 @@ class AcpBackend(BaseBackend):
 
     def child_exited(self, child: Child) -> None:
         """(For the child's reader.) Fail what waits on the child; the next use starts another."""
-        reason = child.describe_exit()
+        reason = child.describe_exit(with_stderr=not child.stopping)
         link = self._link
         if link is not None and link.child is child:
             self.last_exit = reason
