@@ -309,3 +309,99 @@ async def test_the_typescript_sdk_client_completes_turns_through_the_relay(tmp_p
         assert seen["kinds"][:2] == ["tool_call", "tool_call_update"]
         assert "sdk-fixture-agent" in seen["title"]
         assert backend.starts == 1
+
+
+RAW_AGENT = AGENT.parent / "raw_acp_agent.py"
+
+
+@asynccontextmanager
+async def raw_server(
+    tmp_path: Path, env: dict[str, str], **kwargs: Any
+) -> AsyncIterator[tuple[BridgeServer, AcpBackend]]:
+    backend = AcpBackend([sys.executable, str(RAW_AGENT)], env=env, **kwargs)
+    options = ServerOptions(port=0, event_log=f"sqlite:{tmp_path / 'events.sqlite'}")
+    async with BridgeServer(backend, options) as server:
+        yield server, backend
+
+
+async def test_an_update_right_behind_the_session_new_response_reaches_the_client(
+    tmp_path: Path,
+) -> None:
+    client = WatchingClient()
+    async with asyncio.timeout(TIMEOUT), raw_server(tmp_path, {}) as (server, backend):
+        async with sdk_websocket_client(server.url, client) as (conn, wire):
+            await conn.initialize(protocol_version=1)
+            sid = (await conn.new_session(cwd=CWD, mcp_servers=[])).session_id
+            await client.wait_until(lambda: "available_commands_update" in client.kinds(sid))
+            await conn.prompt(session_id=sid, prompt=text("hi"))
+            assert wire.violations == []
+        assert client.text(sid) == "echo: hi"
+        assert backend.invalid_messages == 0
+
+
+async def test_garbage_and_oversized_lines_are_dropped_counted_and_the_turn_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = RecordingClient()
+    limit = 64 * 1024
+    env = {"RAW_AGENT_BIG": str(4 * limit)}
+    async with (
+        asyncio.timeout(TIMEOUT),
+        raw_server(tmp_path, env, stream_limit=limit) as (server, _),
+    ):
+        async with sdk_websocket_client(server.url, client) as (conn, wire):
+            await conn.initialize(protocol_version=1)
+            sid = (await conn.new_session(cwd=CWD, mcp_servers=[])).session_id
+            result = await conn.prompt(session_id=sid, prompt=text("garbage"))
+            assert result.stop_reason == "end_turn"
+            assert wire.violations == []
+        assert client.text(sid) == "ok"
+        details = server.bridge.health()["details"]["backend"]
+        assert details["oversizedLines"] == 1
+        assert details["invalidMessages"] == 3  # not JSON, too long, a response to nothing
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("not JSON" in m for m in messages)
+        assert any("a response to no pending request" in m for m in messages)
+
+
+async def test_an_agent_with_load_session_is_never_asked_to_replay_to_a_client(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a restart the bridge re-loads the session on the new process and drops what the
+    agent replays; a client's load is answered from the log alone."""
+    caplog.set_level(logging.INFO, logger="acp_bridge")
+    client = RecordingClient()
+    async with (
+        asyncio.timeout(TIMEOUT),
+        raw_server(tmp_path, {"RAW_AGENT_LOAD": "1"}) as (server, backend),
+    ):
+        async with sdk_websocket_client(server.url, client) as (conn, wire):
+            await conn.initialize(protocol_version=1)
+            sid = (await conn.new_session(cwd=CWD, mcp_servers=[])).session_id
+            await conn.prompt(session_id=sid, prompt=text("one"))
+            first_pid = backend.pid
+            assert first_pid is not None
+            os.kill(first_pid, signal.SIGKILL)
+            await asyncio.wait_for(asyncio.shield(backend_exit(backend)), TIMEOUT)
+            await conn.prompt(session_id=sid, prompt=text("two"))
+            assert wire.violations == []
+        assert client.text(sid) == "echo: oneecho: two"
+        assert backend.starts == 2
+        stderr = [r.getMessage() for r in caplog.records if r.name.endswith("exec.child")]
+        assert sum("session/load raw-" in m for m in stderr) == 1  # the restart, not the client
+
+        loader = RecordingClient()
+        async with sdk_websocket_client(server.url, loader) as (conn, wire):
+            await conn.initialize(protocol_version=1)
+            await conn.load_session(cwd=CWD, session_id=sid, mcp_servers=[])
+            assert wire.violations == []
+        assert loader.text(sid) == "echo: oneecho: two"  # once each, nothing the agent replayed
+        stderr = [r.getMessage() for r in caplog.records if r.name.endswith("exec.child")]
+        assert sum("session/load raw-" in m for m in stderr) == 1
+
+
+async def backend_exit(backend: AcpBackend) -> None:
+    """Wait until the backend has seen its child go (the next use restarts it)."""
+    link = backend._link  # the test watches the child it killed
+    assert link is not None
+    await link.child.exited

@@ -375,12 +375,21 @@ class AcpBackend(BaseBackend):
                 self._by_child_id.pop(previous, None)
             finally:
                 state.muted = False
-        result = await link.request(
-            "session/new", self._session_params(state.ctx), self.initialize_timeout
+
+        def created(result: Any) -> None:
+            # Runs as the response line is read: updates right behind it find their session.
+            child_id = result.get("sessionId") if isinstance(result, dict) else None
+            if not isinstance(child_id, str):
+                raise BackendError("the agent answered session/new without a sessionId")
+            state.link, state.child_session_id = link, child_id
+            self._by_child_id[child_id] = state
+            self._adopt(state, result)
+
+        await link.request(
+            "session/new", self._session_params(state.ctx), self.initialize_timeout, created
         )
-        child_id = result.get("sessionId") if isinstance(result, dict) else None
-        if not isinstance(child_id, str):
-            raise BackendError("the agent answered session/new without a sessionId")
+        child_id = state.child_session_id
+        assert child_id is not None
         if previous is not None:
             logger.warning(
                 "session %s continues on a new agent session %s (the agent restarted and cannot "
@@ -389,9 +398,6 @@ class AcpBackend(BaseBackend):
                 child_id,
                 previous,
             )
-        state.link, state.child_session_id = link, child_id
-        self._by_child_id[child_id] = state
-        self._adopt(state, result)
         return link, child_id
 
     def _adopt(self, state: _Session, result: Any) -> None:

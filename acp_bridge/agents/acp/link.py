@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -18,9 +19,12 @@ import orjson
 from acp_bridge.agents.base import BackendError
 from acp_bridge.agents.exec.child import Child
 
-__all__ = ["AgentLink", "AgentRpcError", "Incoming", "decode_line"]
+__all__ = ["AgentLink", "AgentRpcError", "Incoming", "OnResult", "decode_line"]
 
 JSONRPC: Final = "2.0"
+
+OnResult = Callable[[Any], None]
+"""Called with a request's result the moment its response is read (may raise BackendError)."""
 
 
 class AgentRpcError(BackendError):
@@ -79,7 +83,7 @@ class AgentLink:
     def __init__(self, child: Child) -> None:
         self.child = child
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._pending: dict[int, tuple[str, asyncio.Future[Any], OnResult | None]] = {}
         self.closed_reason: str | None = None
 
     def _encode(self, message: dict[str, Any]) -> bytes:
@@ -95,24 +99,37 @@ class AgentLink:
         """Answer one of the child's requests with ``{"result": …}`` or ``{"error": …}``."""
         return self.child.write(self._encode({"jsonrpc": JSONRPC, "id": request_id, **answer}))
 
-    def start_request(self, method: str, params: dict[str, Any]) -> asyncio.Future[Any]:
+    def start_request(
+        self, method: str, params: dict[str, Any], on_result: OnResult | None = None
+    ) -> asyncio.Future[Any]:
         """Send a request; the future resolves with its result, or fails with a
-        :class:`BackendError` (an :class:`AgentRpcError` for the agent's own error)."""
+        :class:`BackendError` (an :class:`AgentRpcError` for the agent's own error).
+
+        ``on_result`` is called with the result as soon as the response line is read, before the
+        next line is: what the agent writes right after it (a ``session/update`` for the session a
+        ``session/new`` just created) already finds what the callback set up.
+        """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.closed_reason is not None:
             future.set_exception(BackendError(self.closed_reason))
             return future
         request_id = next(self._ids)
-        self._pending[request_id] = (method, future)
+        self._pending[request_id] = (method, future, on_result)
         message = {"jsonrpc": JSONRPC, "id": request_id, "method": method, "params": params}
         if not self.child.write(self._encode(message)):
             del self._pending[request_id]
             future.set_exception(BackendError("the agent process is not running"))
         return future
 
-    async def request(self, method: str, params: dict[str, Any], timeout: float) -> Any:  # noqa: ASYNC109 - every wait on the child is bounded
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any],
+        timeout: float,  # noqa: ASYNC109 - every wait on the child is bounded
+        on_result: OnResult | None = None,
+    ) -> Any:
         """Send a request and wait at most ``timeout`` seconds for its result."""
-        future = self.start_request(method, params)
+        future = self.start_request(method, params, on_result)
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
@@ -127,7 +144,7 @@ class AgentLink:
         entry = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
         if entry is None:
             return False
-        method, future = entry
+        method, future, on_result = entry
         if future.done():
             return True
         error = message.get("error")
@@ -143,14 +160,21 @@ class AgentLink:
                 )
             )
         else:
-            future.set_result(message.get("result"))
+            result = message.get("result")
+            if on_result is not None:
+                try:
+                    on_result(result)
+                except BackendError as exc:
+                    future.set_exception(exc)
+                    return True
+            future.set_result(result)
         return True
 
     def close(self, reason: str) -> None:
         """The child is gone: every pending request fails with ``reason``."""
         self.closed_reason = reason
         pending, self._pending = self._pending, {}
-        for _, future in pending.values():
+        for _, future, _ in pending.values():
             if not future.done():
                 future.set_exception(BackendError(reason))
                 future.exception()  # retrieved: a request nobody awaits any more is no error
