@@ -81,8 +81,9 @@ async def acp_server(
 
 
 async def test_full_turn_with_permission_then_load_replays_every_update_once(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="acp_bridge")
     client = RecordingClient(permission="allow")
     async with asyncio.timeout(TIMEOUT), acp_server(tmp_path) as (server, backend):
         async with sdk_websocket_client(server.url, client) as (conn, wire):
@@ -131,6 +132,8 @@ async def test_full_turn_with_permission_then_load_replays_every_update_once(
         assert ids == sorted(set(ids))
         assert len(ids) == len(loader.updates)
     assert len(starts(tmp_path)) == 1
+    # (stderr is read to its end once the server stopped the child)
+    assert any(r.getMessage().endswith(": mode code") for r in caplog.records)
 
 
 async def test_a_client_drops_mid_turn_and_another_loads_and_follows_live(tmp_path: Path) -> None:
@@ -387,8 +390,6 @@ async def test_an_agent_with_load_session_is_never_asked_to_replay_to_a_client(
             assert wire.violations == []
         assert client.text(sid) == "echo: oneecho: two"
         assert backend.starts == 2
-        stderr = [r.getMessage() for r in caplog.records if r.name.endswith("exec.child")]
-        assert sum("session/load raw-" in m for m in stderr) == 1  # the restart, not the client
 
         loader = RecordingClient()
         async with sdk_websocket_client(server.url, loader) as (conn, wire):
@@ -396,8 +397,9 @@ async def test_an_agent_with_load_session_is_never_asked_to_replay_to_a_client(
             await conn.load_session(cwd=CWD, session_id=sid, mcp_servers=[])
             assert wire.violations == []
         assert loader.text(sid) == "echo: oneecho: two"  # once each, nothing the agent replayed
-        stderr = [r.getMessage() for r in caplog.records if r.name.endswith("exec.child")]
-        assert sum("session/load raw-" in m for m in stderr) == 1
+    # Read to its end once the server stopped the child: one load, the restart's, not the client's.
+    stderr = [r.getMessage() for r in caplog.records if r.name.endswith("exec.child")]
+    assert sum("session/load raw-" in m for m in stderr) == 1
 
 
 async def backend_exit(backend: AcpBackend) -> None:
@@ -405,3 +407,27 @@ async def backend_exit(backend: AcpBackend) -> None:
     link = backend._link  # the test watches the child it killed
     assert link is not None
     await link.child.exited
+
+
+async def test_config_options_and_close_are_forwarded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="acp_bridge")
+    client = RecordingClient()
+    async with (
+        asyncio.timeout(TIMEOUT),
+        raw_server(tmp_path, {}) as (server, _),
+        sdk_websocket_client(server.url, client) as (conn, wire),
+    ):
+        await conn.initialize(protocol_version=1)
+        session = await conn.new_session(cwd=CWD, mcp_servers=[])
+        sid = session.session_id
+        [option] = session.config_options or []
+        assert (option.id, option.current_value) == ("model", "fast")
+        changed = await conn.set_config_option(session_id=sid, config_id="model", value="smart")
+        assert [o.current_value for o in changed.config_options] == ["smart"]
+        await conn.close_session(session_id=sid)
+        assert wire.violations == []
+    stderr = [r.getMessage() for r in caplog.records if r.name.endswith("exec.child")]
+    assert any(m.startswith("agent[") and "session/set_config_option raw-" in m for m in stderr)
+    assert any("session/close raw-" in m for m in stderr)
