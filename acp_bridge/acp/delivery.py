@@ -221,7 +221,9 @@ class SessionFanout:
                     translated = [_stampable_copy(m) for m in runtime_messages]
                 elif isinstance(event, SessionAcpUpdate):
                     if valid is None and profile is not Profile.HARN:
-                        valid = session_update_problem(event.update) is None
+                        valid = event.valid
+                        if valid is None:
+                            valid = session_update_problem(event.update) is None
                     translated = translate_proxied(event, profile=profile, valid=valid)
                 else:
                     assert not isinstance(event, SessionRuntimeEvent)

@@ -14,7 +14,7 @@ record kind, ``runtime.<Variant>``) and ``to_json()`` (what the log and the JSON
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 import orjson
@@ -83,6 +83,9 @@ class SessionAcpUpdate:
 
     session_id: str
     update: dict[str, Any]
+    valid: bool | None = field(default=None, compare=False)
+    """Whether ``update`` is valid for the ACP schema, if whoever built the event checked it
+    (never stored: a decoded event is checked again where it matters)."""
 
     @property
     def type(self) -> str:

@@ -36,10 +36,13 @@ def translate_proxied(
 ) -> list[Message]:
     """The ``session/update`` for ``event`` in ``profile`` (none for an invalid one in strict).
 
-    ``valid`` is the result of an earlier schema check of the same update, if the caller has one;
-    otherwise the update is checked here (strict profile only).
+    ``valid`` is the result of an earlier schema check of the same update, if the caller has one
+    (else the event's own :attr:`~SessionAcpUpdate.valid`); otherwise the update is checked here
+    (strict profile only).
     """
     if profile is not Profile.HARN:
+        if valid is None:
+            valid = event.valid
         if valid is None:
             valid = session_update_problem(event.update) is None
         if not valid:

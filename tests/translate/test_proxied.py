@@ -131,3 +131,11 @@ def test_proxied_updates_are_a_third_record_kind_stored_as_they_came() -> None:
     assert entry.record.kind == ACP_UPDATE_KIND == "acp.session_update"
     assert entry.record.payload == {"update": update}  # the session id lives in the header
     assert decode_session_event(entry.record.kind, event_of(entry.record)) == event
+
+
+def test_an_earlier_check_is_trusted_and_never_stored() -> None:
+    update = {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "hi"}}
+    # The backend checked it already: the translation does not check again.
+    assert translate_proxied(SessionAcpUpdate("s-1", update, valid=False)) == []
+    assert SessionAcpUpdate("s-1", update, valid=True) == SessionAcpUpdate("s-1", update)
+    assert b"valid" not in SessionAcpUpdate("s-1", update, valid=True).to_json()

@@ -315,7 +315,7 @@ class AcpBackend(BaseBackend):
                 state.config = [o for o in options if isinstance(o, dict)]
         elif update.get("sessionUpdate") == "current_mode_update":
             state.mode_id = update.get("currentModeId")
-        state.ctx.emit(SessionAcpUpdate(state.ctx.session_id, update))
+        state.ctx.emit(SessionAcpUpdate(state.ctx.session_id, update, valid=problem is None))
 
     # --- the child's requests --------------------------------------------------------------------
 
