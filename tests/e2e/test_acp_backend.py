@@ -431,3 +431,29 @@ async def test_config_options_and_close_are_forwarded(
     stderr = [r.getMessage() for r in caplog.records if r.name.endswith("exec.child")]
     assert any(m.startswith("agent[") and "session/set_config_option raw-" in m for m in stderr)
     assert any("session/close raw-" in m for m in stderr)
+
+
+async def test_updates_of_a_turn_answered_cancelled_before_the_agent_ended_it_are_dropped(
+    tmp_path: Path,
+) -> None:
+    """ACP: nothing of a turn after its prompt response. An agent that ignores the cancel gets
+    ``cancel_grace``; the turn is answered ``cancelled`` and what the agent writes for it later is
+    dropped, while the next turn's updates go through."""
+    client = WatchingClient()
+    async with (
+        asyncio.timeout(TIMEOUT),
+        acp_server(tmp_path, cancel_grace=0.2) as (server, backend),
+        sdk_websocket_client(server.url, client) as (conn, wire),
+    ):
+        await conn.initialize(protocol_version=1)
+        sid = (await conn.new_session(cwd=CWD, mcp_servers=[])).session_id
+        turn = asyncio.ensure_future(conn.prompt(session_id=sid, prompt=text("stubborn")))
+        await client.wait_until(lambda: client.text(sid) == "stubborn")
+        await conn.cancel(session_id=sid)
+        assert (await turn).stop_reason == "cancelled"
+        assert backend.pid is not None
+        os.kill(backend.pid, signal.SIGUSR1)  # now the agent writes "late" and ends the turn
+        again = await conn.prompt(session_id=sid, prompt=text("next"))
+        assert again.stop_reason == "end_turn"
+        assert wire.violations == []
+    assert client.text(sid) == "stubbornecho: next"

@@ -65,6 +65,17 @@ _CLIENT_CAPABILITIES: Final = {
 with an error when that client cannot."""
 _PREVIEW_CHARS: Final = 200
 _STOP_REASONS: Final = frozenset(r.value for r in StopReason)
+_TURN_KINDS: Final = frozenset(
+    {
+        "user_message_chunk",
+        "agent_message_chunk",
+        "agent_thought_chunk",
+        "tool_call",
+        "tool_call_update",
+        "plan",
+    }
+)
+"""Updates that belong to a turn (others, like ``available_commands_update``, may come any time)."""
 
 
 def _preview(value: Any) -> str:
@@ -86,6 +97,9 @@ class _Session:
     muted: bool = False
     """Set while the child replays the session on its own ``session/load`` (dropped: the bridge
     already has those updates in its log)."""
+    abandoned: asyncio.Future[Any] | None = None
+    """A cancelled turn the bridge answered before the child ended it: until the child does, the
+    turn's late updates are dropped (ACP: none after the prompt response)."""
 
 
 class AcpBackend(BaseBackend):
@@ -301,6 +315,10 @@ class AcpBackend(BaseBackend):
             return
         if state.muted:
             return
+        kind = update.get("sessionUpdate") if isinstance(update, dict) else None
+        if state.abandoned is not None and kind in _TURN_KINDS:
+            logger.debug("agent: late update of an abandoned turn of %s dropped", child_id)
+            return
         if not isinstance(update, dict):
             self._invalid(link.child, "session/update without an update object", update)
             return
@@ -458,6 +476,12 @@ class AcpBackend(BaseBackend):
         link, child_id = await self._child_session(state)
         if ctx.cancelled:
             return StopReason.CANCELLED
+        abandoned = state.abandoned
+        if abandoned is not None and not abandoned.done():
+            # The child's updates carry no turn: let the old turn end (its updates dropped)
+            # before this one starts, for at most the cancel grace.
+            await asyncio.wait({abandoned}, timeout=self.cancel_grace)
+        state.abandoned = None  # from here on, nothing tells the old turn's updates from ours
         turn = link.start_request("session/prompt", {"sessionId": child_id, "prompt": prompt})
         state.turn = turn
         cancel_watch = asyncio.ensure_future(ctx.wait_cancelled())
@@ -483,7 +507,7 @@ class AcpBackend(BaseBackend):
             cancel_watch.cancel()
             state.turn = None
             if not turn.done():
-                turn.cancel()
+                self._abandon(state, turn)
         stop = result.get("stopReason") if isinstance(result, dict) else None
         if ctx.cancelled:
             return StopReason.CANCELLED
@@ -491,6 +515,18 @@ class AcpBackend(BaseBackend):
             logger.warning("agent ended a turn with unknown stopReason %r: end_turn", stop)
             return StopReason.END_TURN
         return StopReason(stop)
+
+    def _abandon(self, state: _Session, turn: asyncio.Future[Any]) -> None:
+        """Drop the turn's updates until the child answers its prompt (or is gone)."""
+        state.abandoned = turn
+
+        def ended(done: asyncio.Future[Any]) -> None:
+            if not done.cancelled():
+                done.exception()  # retrieved: nobody awaits an abandoned turn
+            if state.abandoned is done:
+                state.abandoned = None
+
+        turn.add_done_callback(ended)
 
     async def cancel(self, ctx: SessionContext) -> None:
         """Forward ``session/cancel`` (the prompt waits for the child to end the turn)."""
