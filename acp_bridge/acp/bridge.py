@@ -158,7 +158,7 @@ class AcpBridge:
         if self._sessions is not None and self._sessions.leases is not None:
             event_log["node"] = self._sessions.leases.node_id
             event_log["ownedSessions"] = self._sessions.owned()
-        return {
+        health: dict[str, Any] = {
             "status": "ok" if problem is None else "degraded",
             "eventLog": event_log,
             "version": __version__,
@@ -167,6 +167,11 @@ class AcpBridge:
             "activeTurns": sum(1 for s in live.values() if s.current_turn is not None),
             "connections": len(self.connections),
         }
+        # An optional backend hook: a proxied agent's process and the invalid messages it sent.
+        details = getattr(self.backend, "health_details", None)
+        if callable(details):
+            health["details"] = {"backend": details()}
+        return health
 
     async def shutdown(self) -> None:
         """Wind down: cancel turns, let them answer, close the backend, flush the log, close sockets.

@@ -23,9 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from acp_bridge.events.session_event import SessionEvent, SessionRuntimeEvent
+from acp_bridge.events.session_event import SessionAcpUpdate, SessionEvent, SessionRuntimeEvent
 from acp_bridge.translate import Message, Profile, encode_message, translate
+from acp_bridge.translate.proxied import translate_proxied
 from acp_bridge.translate.runtime import RuntimeTranslator, UnmappedRunError
+from acp_bridge.translate.schema_check import session_update_problem
 
 from .extensions import ClientExtensions
 
@@ -210,6 +212,7 @@ class SessionFanout:
         if not self.attachments:
             return
         by_profile: dict[Profile, list[tuple[Message, bytes]]] = {}
+        valid: bool | None = None  # a proxied update's schema check, done once per event
         for attachment in list(self.attachments):
             if attachment is exclude:
                 continue
@@ -220,6 +223,12 @@ class SessionFanout:
                 if runtime_messages is not None:
                     # One translation serves every profile; each profile stamps its own copy.
                     translated = [_stampable_copy(m) for m in runtime_messages]
+                elif isinstance(event, SessionAcpUpdate):
+                    if valid is None and profile is not Profile.HARN:
+                        valid = event.valid
+                        if valid is None:
+                            valid = session_update_problem(event.update) is None
+                    translated = translate_proxied(event, profile=profile, valid=valid)
                 else:
                     assert not isinstance(event, SessionRuntimeEvent)
                     translated = translate(

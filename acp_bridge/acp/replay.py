@@ -9,10 +9,16 @@ from typing import Any, Final
 import orjson
 
 from acp_bridge.eventlog import EventLog, LogRecord
-from acp_bridge.events import EventDecodeError, SessionRuntimeEvent, decode_session_event
+from acp_bridge.events import (
+    EventDecodeError,
+    SessionAcpUpdate,
+    SessionRuntimeEvent,
+    decode_session_event,
+)
 from acp_bridge.sinks import agent_events_topic, event_of
 from acp_bridge.translate import Message, Profile, translate
 from acp_bridge.translate.compaction import ReplayCompactor
+from acp_bridge.translate.proxied import translate_proxied
 from acp_bridge.translate.runtime import RuntimeTranslator, UnmappedRunError
 
 from .delivery import Attachment, stamp_event_id
@@ -149,6 +155,8 @@ class _ReplayWriter:
                 messages = self.runtime.translate(event.event, replay=True).messages
             except UnmappedRunError:  # pragma: no cover - a default session is set
                 return
+        elif isinstance(event, SessionAcpUpdate):
+            messages = translate_proxied(event, profile=self.profile, replay=True)
         else:
             messages = translate(
                 event, profile=self.profile, replay=True, context_window=self.context_window

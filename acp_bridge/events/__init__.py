@@ -13,7 +13,12 @@ from .harn import (
     parse_event,
     parse_record,
 )
-from .session_event import SessionEvent, SessionRuntimeEvent, decode_session_event
+from .session_event import (
+    SessionAcpUpdate,
+    SessionEvent,
+    SessionRuntimeEvent,
+    decode_session_event,
+)
 
 __all__ = [
     "EVENT_TYPES",
@@ -22,6 +27,7 @@ __all__ = [
     "EventDecodeError",
     "HarnEvent",
     "PersistedAgentEvent",
+    "SessionAcpUpdate",
     "SessionEvent",
     "SessionRuntimeEvent",
     "UnknownAgentEvent",

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from acp_bridge.eventlog import EventLog, LogRecord, sanitize_topic_component
-from acp_bridge.events.session_event import RUNTIME_KIND_PREFIX, SessionEvent
+from acp_bridge.events.session_event import ACP_KIND_PREFIX, RUNTIME_KIND_PREFIX, SessionEvent
 
 __all__ = [
     "AGENT_EVENTS_TOPIC_PREFIX",
@@ -109,7 +109,7 @@ class EventLogSink:
         such an event, and how many of them to keep. Harn events open with ``type`` then
         ``session_id``, runtime events with ``session_id``; an event that doesn't start this way
         (or has nothing after its ``session_id``) is stored whole."""
-        if kind.startswith(RUNTIME_KIND_PREFIX):
+        if kind.startswith((RUNTIME_KIND_PREFIX, ACP_KIND_PREFIX)):
             return b"{" + self._session_field, 1
         opening = b'{"type":%s,' % orjson.dumps(kind)
         return opening + self._session_field, len(opening)

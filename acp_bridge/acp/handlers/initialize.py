@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Final
 
 from acp_bridge._version import __version__
@@ -15,18 +16,29 @@ from acp_bridge.translate.capabilities import OFFERED_EXTENSION_METHODS
 
 from ..connection import AcpConnection, AcpMethods
 from ..extensions import client_extensions
+from ._common import agent_failure
 
-__all__ = ["LOGOUT_DRAIN_SECONDS", "PROTOCOL_VERSION", "initialize", "logout", "register"]
+__all__ = [
+    "LOGOUT_DRAIN_SECONDS",
+    "PROTOCOL_VERSION",
+    "authenticate",
+    "initialize",
+    "logout",
+    "register",
+]
 
 PROTOCOL_VERSION: Final = 1
 LOGOUT_DRAIN_SECONDS: Final = 5.0
 """Longest ``logout`` waits for its answer to leave before the connection closes."""
+
+logger = logging.getLogger(__name__)
 
 
 def register(conn: AcpMethods) -> None:
     """Serve ``initialize`` on every connection (inline: nothing else is read before it is answered)."""
     conn.add_method("initialize", initialize, before_initialize=True, inline=True)
     conn.add_method("logout", logout)
+    conn.add_method("authenticate", authenticate)
 
 
 def _authenticated(conn: AcpConnection) -> bool:
@@ -81,6 +93,7 @@ async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestCo
     conn.client_info = info if isinstance(info, dict) else None
     conn.initialized = True
     backend = conn.host.backend
+    agent = await _proxied_agent(backend)
     prompt = backend.prompt_capabilities
     capabilities: dict[str, Any] = {
         "loadSession": True,
@@ -105,14 +118,63 @@ async def initialize(conn: AcpConnection, params: dict[str, Any], ctx: RequestCo
     }
     if _authenticated(conn):
         capabilities["auth"] = {"logout": {}}
+    title = f"acp-bridge ({backend.name})"
+    agent_caps = agent.get("agentCapabilities")
+    if isinstance(agent_caps, dict) and isinstance(agent_caps.get("mcpCapabilities"), dict):
+        capabilities["mcpCapabilities"] = agent_caps["mcpCapabilities"]
+    agent_info = agent.get("agentInfo")
+    if isinstance(agent_info, dict) and isinstance(agent_info.get("name"), str):
+        title = f"acp-bridge ({backend.name}: {agent_info.get('title') or agent_info['name']})"
     # ACP: the agent answers with the latest version it supports, whatever the client asked.
     return {
         "protocolVersion": PROTOCOL_VERSION,
         "agentCapabilities": capabilities,
-        "authMethods": [],
-        "agentInfo": {
-            "name": "acp-bridge",
-            "title": f"acp-bridge ({backend.name})",
-            "version": __version__,
-        },
+        "authMethods": _auth_methods(agent),
+        "agentInfo": {"name": "acp-bridge", "title": title, "version": __version__},
     }
+
+
+def _auth_methods(agent: dict[str, Any]) -> list[Any]:
+    """The proxied agent's ``authMethods`` (``authenticate`` is forwarded to it), else none."""
+    methods = agent.get("authMethods")
+    return [m for m in methods if isinstance(m, dict)] if isinstance(methods, list) else []
+
+
+async def authenticate(conn: AcpConnection, params: dict[str, Any], ctx: RequestContext) -> Any:
+    """Forward ``authenticate`` to a proxied agent (backend hook ``authenticate(params)``).
+
+    The agent process serves every session and client, so once it accepted a method it stays
+    authenticated for all of them. Backends without the hook offer no auth methods: -32601
+    (decision 0026: the bridge's own credentials are the transport's tokens).
+    """
+    hook = getattr(conn.host.backend, "authenticate", None)
+    if hook is None:
+        raise MethodNotFound(
+            "authenticate is not offered: this agent has no auth methods",
+            data={"method": "authenticate"},
+        )
+    try:
+        result = await hook(params)
+    except Exception as exc:
+        raise agent_failure(exc, "", "authenticate") from None
+    return result if isinstance(result, dict) else {}
+
+
+async def _proxied_agent(backend: Any) -> dict[str, Any]:
+    """The ``initialize`` result of the agent behind a proxying backend (``acp:``), or ``{}``.
+
+    An optional backend hook, ``agent_initialize()``: the proxied agent's prompt capabilities
+    (which the backend adopts), MCP capabilities and name shape this answer. Loading, resuming,
+    listing, closing and deleting sessions are the bridge's own and advertised whatever the agent
+    says. An agent that cannot start is logged; the bridge still answers, and sessions report the
+    error.
+    """
+    hook = getattr(backend, "agent_initialize", None)
+    if hook is None:
+        return {}
+    try:
+        result = await hook()
+    except Exception as exc:
+        logger.warning("the agent could not be initialized: %s", exc)
+        return {}
+    return dict(result) if isinstance(result, dict) else {}

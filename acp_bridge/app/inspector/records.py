@@ -15,10 +15,16 @@ import orjson
 
 from acp_bridge.acp.delivery import stamp_event_id
 from acp_bridge.eventlog import LogEntry
-from acp_bridge.events import EventDecodeError, SessionRuntimeEvent, decode_session_event
+from acp_bridge.events import (
+    EventDecodeError,
+    SessionAcpUpdate,
+    SessionRuntimeEvent,
+    decode_session_event,
+)
 from acp_bridge.events.harn import UserMessage
 from acp_bridge.sinks import event_of
 from acp_bridge.translate import Message, Profile, translate
+from acp_bridge.translate.proxied import translate_proxied
 from acp_bridge.translate.runtime import RuntimeTranslator, UnmappedRunError
 
 from .conformance import StrictChecker, WireRules
@@ -85,6 +91,9 @@ class RecordReader:
                 messages = self._runtime.translate(event.event).messages
             except UnmappedRunError:  # pragma: no cover - a default session is set
                 messages = []
+        elif isinstance(event, SessionAcpUpdate):
+            # Shown as the agent sent it (valid=True): the inspector's own check flags it if not.
+            messages = translate_proxied(event, profile=Profile.STRICT, valid=True)
         else:
             messages = translate(event, profile=Profile.STRICT)
         for message in messages:
