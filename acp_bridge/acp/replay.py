@@ -8,7 +8,7 @@ from typing import Any, Final
 
 import orjson
 
-from acp_bridge.eventlog import EventLog, LogRecord
+from acp_bridge.eventlog import EventLog, LogRecord, Prunable
 from acp_bridge.events import (
     EventDecodeError,
     SessionAcpUpdate,
@@ -56,6 +56,12 @@ async def replay_history(
     # A client may have acked ids this log no longer has (a crash lost the uncommitted tail):
     # whatever the log assigns from here on is new to it.
     count, last = 0, min(after, head)
+    if isinstance(log, Prunable):
+        # Retention may have deleted the oldest events: start at the first one left, or a page
+        # asked for by count would run past `upto` into events not committed yet.
+        first = log.first_id(topic)
+        if first is not None:
+            last = max(last, min(first - 1, head))
     writer = _ReplayWriter(session_id, attachment, profile, context_window)
     compactor = ReplayCompactor() if compact else None
     read_rows = getattr(log, "read_committed_rows", None)
@@ -66,6 +72,9 @@ async def replay_history(
             if not rows:
                 break
             for event_id, kind, headers, at, payload in rows:
+                if event_id > head:
+                    last = head  # (a prune moved the start past it meanwhile): done
+                    break
                 last = event_id
                 count += 1
                 raw = _raw_row(kind, headers, at, payload, session_id)
@@ -76,6 +85,9 @@ async def replay_history(
         if not entries:
             break
         for entry in entries:
+            if entry.id > head:  # never past what was committed when the load began
+                last = head
+                break
             last = entry.id
             count += 1
             raw = _raw_event(entry.record, session_id) if compactor else event_of(entry.record)

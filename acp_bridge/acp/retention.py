@@ -2,7 +2,7 @@
 
 Two limits, either or both (``serve --retain-days``, ``--retain-events-per-session``):
 
-* a session not updated for ``days`` *expires*: it is deleted as ``session/delete`` deletes it (shut
+* a session not updated for ``days`` (its ``updatedAt`` and its newest event both older) *expires*: it is deleted as ``session/delete`` deletes it (shut
   down if it is live here and nobody uses it, a ``session_deleted`` tombstone in the index, its events
   deleted);
 * a session keeps at most ``events_per_session`` events: older ones are deleted, the newest stay
@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Final
 
-from acp_bridge.eventlog import Prunable
+from acp_bridge.eventlog import EventLog, Prunable
 from acp_bridge.sinks import agent_events_topic
 
 from .sessions import SESSION_INDEX_TOPIC, Session, SessionManager
@@ -90,6 +90,16 @@ def _updated_at(text: str) -> dt.datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
+def _last_event_at(log: EventLog, session_id: str) -> dt.datetime:
+    """When the session's newest event happened (long ago if it has none)."""
+    topic = agent_events_topic(session_id)
+    head = log.committed(topic) or 0
+    entries = log.read_range(topic, after=head - 1, limit=1) if head else []
+    if not entries:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromtimestamp(entries[0].record.occurred_at_ms / 1000, tz=dt.UTC)
+
+
 def _in_use(session: Session) -> bool:
     return session.turn_lock.locked() or bool(session.participants)
 
@@ -109,6 +119,8 @@ async def enforce(
             updated = _updated_at(record.updated_at)
             if updated is None or updated >= cutoff:
                 continue
+            if _last_event_at(log, record.session_id) >= cutoff:
+                continue  # a backend still writes to it (a tail, say) without turns touching it
             live = manager.live(record.session_id)
             if live is not None and _in_use(live):
                 continue  # someone is on it: it is not stale, whatever its record says

@@ -1065,6 +1065,10 @@ class SessionManager:
         if not isinstance(self.log, Prunable) or session_id in self.index:
             return 0
         topic = agent_events_topic(session_id)
+        if any(agent_events_topic(other) == topic for other in (*self.index, *self.sessions)):
+            # Session ids that sanitise alike share a topic: the other one's events stay.
+            logger.info("deleted session %s shares its topic; its events stay", session_id)
+            return 0
         try:
             return await asyncio.to_thread(self.log.prune, topic, self.log.latest(topic) or 0)
         except EventLogError:

@@ -91,6 +91,8 @@ _AsyncFlush = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 PRUNE_CHUNK = 20_000
 """Most ids :meth:`SqliteEventLog.prune` deletes in one transaction."""
+VACUUM_STEP_PAGES = 2_000
+"""Most free pages :meth:`SqliteEventLog.prune` gives back to the file system in one transaction."""
 
 
 class SqliteEventLog:
@@ -160,6 +162,7 @@ class SqliteEventLog:
         self._heads: dict[str, int] = heads  # last id assigned, per topic
         self._committed: dict[str, int] = dict(heads)  # last id committed, per topic
         self._floors: dict[str, int] = {}  # per topic, below its first stored id (learnt lazily)
+        self._prune_lock = threading.Lock()  # held while prune() works; close() waits for it
         # Entries not committed yet, per topic, ascending: the queued ones and the writer's batch.
         self._unsettled: dict[str, deque[LogEntry]] = {}
         self._unsettled_count = 0
@@ -470,6 +473,8 @@ class SqliteEventLog:
                     self._reader = None
             self._checkpoint_due.set()  # wakes the checkpoint thread, which sees _closed and ends
             self._checkpointer.join()
+            with self._prune_lock:
+                pass  # a prune in progress sees _closed after its current step and stops
             # The writer drains the queue before it exits, and closes the file last, which lets
             # SQLite checkpoint and remove the WAL.
             self._writer.join()
@@ -591,6 +596,10 @@ class SqliteEventLog:
 
     def _floor(self, topic: str) -> int:
         """One below the first stored id of ``topic`` (its committed head if it holds none)."""
+        with self._lock:
+            # Taken before the query: a commit landing meanwhile must not raise the floor past
+            # rows the query did not see.
+            committed = self._committed.get(topic, 0)
         with self._reader_lock:
             if self._reader is None:
                 raise EventLogClosed("event log is closed")
@@ -609,7 +618,7 @@ class SqliteEventLog:
         with self._lock:
             if topic in self._floors:  # a prune() got there first
                 return self._floors[topic]
-            floor = self._committed.get(topic, 0) if first is None else (first & MAX_EVENT_ID) - 1
+            floor = committed if first is None else (first & MAX_EVENT_ID) - 1
             self._floors[topic] = floor
             return floor
 
@@ -635,8 +644,9 @@ class SqliteEventLog:
 
         Runs on the calling thread with a connection of its own, in transactions of at most
         :data:`PRUNE_CHUNK` ids so the writer thread never waits long for the file, then gives the
-        freed pages back (``PRAGMA incremental_vacuum``, in files created with it on). See
-        :class:`~acp_bridge.eventlog.base.Prunable`.
+        freed pages back (``PRAGMA incremental_vacuum``, at most :data:`VACUUM_STEP_PAGES` per
+        transaction, in files created with it on). A :meth:`close` meanwhile stops it between two
+        steps and waits for the step in progress. See :class:`~acp_bridge.eventlog.base.Prunable`.
         """
         validate_topic(topic)
         with self._lock:
@@ -649,34 +659,46 @@ class SqliteEventLog:
         with self._lock:
             # Readers from here on start after `through`; one already reading tolerates the gap.
             self._floors[topic] = max(self._floors.get(topic, 0), through)
+        with self._prune_lock:
+            if self._closed:
+                return 0
+            try:
+                return self._delete_through(topic, floor, through)
+            except sqlite3.Error as exc:
+                raise EventLogError(f"event log {self._path}: prune failed: {exc}") from exc
+
+    def _delete_through(self, topic: str, floor: int, through: int) -> int:
         deleted = 0
-        try:
-            with contextlib.closing(self._connect()) as conn:
-                row = conn.execute(
-                    "SELECT topic_id FROM topics WHERE name = ?", (topic,)
-                ).fetchone()
-                if row is None:
-                    return 0
-                low = floor
-                while low < through:
-                    high = min(low + PRUNE_CHUNK, through)
-                    conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        cursor = conn.execute(
-                            DELETE_EVENTS, (event_key(row[0], low), event_key(row[0], high))
-                        )
-                        conn.execute("COMMIT")
-                    except BaseException:
-                        if conn.in_transaction:
-                            conn.execute("ROLLBACK")
-                        raise
-                    deleted += cursor.rowcount
-                    low = high
-                # Through executescript: the module's execute() stops the pragma after one page.
-                conn.executescript("PRAGMA incremental_vacuum;")
-        except sqlite3.Error as exc:
-            raise EventLogError(f"event log {self._path}: prune failed: {exc}") from exc
+        with contextlib.closing(self._connect()) as conn:
+            row = conn.execute("SELECT topic_id FROM topics WHERE name = ?", (topic,)).fetchone()
+            if row is None:
+                return 0
+            low = floor
+            while low < through and not self._closed:
+                high = min(low + PRUNE_CHUNK, through)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor = conn.execute(
+                        DELETE_EVENTS, (event_key(row[0], low), event_key(row[0], high))
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                deleted += cursor.rowcount
+                low = high
+            # Each step its own short write transaction. Through executescript: the module's
+            # execute() stops the pragma after one page.
+            while not self._closed and conn.execute("PRAGMA freelist_count").fetchone()[0]:
+                conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES});")
+                if not self._auto_vacuum(conn):
+                    break  # an older file: its free pages stay for reuse (log compact frees them)
         return deleted
+
+    @staticmethod
+    def _auto_vacuum(conn: sqlite3.Connection) -> bool:
+        return bool(conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2)
 
     def subscribe(self, topic: str, after: int = 0) -> AsyncGenerator[LogEntry, None]:
         """Iterate over stored then live entries; see :meth:`EventLog.subscribe`."""

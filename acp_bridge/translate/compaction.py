@@ -16,7 +16,7 @@ What merges: Harn ``agent_message_chunk`` runs and ``agent_thought_chunk`` runs 
 nothing but ``type``/``session_id``/``content``), runtime ``TextDelta`` runs of one run (the merged
 event keeps the last chunk's timestamp), and runs of consecutive Harn ``tool_call_update`` events of one
 tool call, replayed as one update with the call's final state (each field as the last update that set
-it). A ``tool_call`` itself is never merged: a client must see the call before its update. Anything
+it; transient ones — ``parsing``, ``raw_input_partial``, ``error`` — only from the last). A ``tool_call`` itself is never merged: a client must see the call before its update. Anything
 else passes through unchanged and ends a run.
 Pure: no I/O, no clock.
 """
@@ -47,10 +47,16 @@ def _update_key(kind: str, raw: Any) -> tuple[Any, ...] | None:
     return None
 
 
+_TRANSIENT: Final = frozenset({"parsing", "raw_input_partial", "error", "error_category"})
+"""Fields that describe one moment of a call (still parsing, a partial input, an error the call
+recovered from): the final state has them only if the last update says them."""
+
+
 def _overlay(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
     """A tool call update that says what ``earlier`` then ``later`` said: a field ``later`` sets
-    (not ``None``) wins, one only ``earlier`` set stays."""
-    return {**earlier, **{k: v for k, v in later.items() if v is not None}}
+    (not ``None``) wins, one only ``earlier`` set stays, unless it is transient."""
+    kept = {k: v for k, v in earlier.items() if k not in _TRANSIENT}
+    return {**kept, **{k: v for k, v in later.items() if v is not None}}
 
 
 def _run_key(kind: str, raw: Any) -> tuple[Any, ...] | None:

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from acp_bridge.agents.demo import DemoBackend
+from acp_bridge.events import harn as h
 from acp_bridge.rpc.principal import Principal, Role
 from acp_bridge.sinks import agent_events_topic
 from tests.support.acp_client import ClientScript, declaring
@@ -114,3 +115,26 @@ async def test_logout_without_a_credential_is_no_method(demo: BridgeHarness) -> 
         response = await client.request("logout", {})
         assert response["error"]["code"] == -32601
         assert await client.new_session()  # the connection is still usable
+
+
+async def test_deleting_one_of_two_sessions_sharing_a_topic_keeps_the_others_events(
+    demo: BridgeHarness,
+) -> None:
+    # "a/b" and "a_b" sanitise to one topic name: deleting one must not empty the other.
+    for sid in ("a/b", "a_b"):
+        ctx = demo.bridge.open_session(sid, cwd="/work/d")
+        ctx.emit(h.AgentMessageChunk(session_id=sid, content=f"{sid} says hi"))
+    await demo.bridge.sessions.flush()
+    async with demo.client() as client:
+        await client.initialize()
+        assert await client.call("session/delete", {"sessionId": "a/b"}) == {}
+        await client.call(
+            "session/load",
+            {"sessionId": "a_b", "cwd": "/work/d", "_meta": {"acp_bridge": {"replay": "exact"}}},
+        )
+        texts = [
+            u["content"]["text"]
+            for u in client.updates("a_b")
+            if u["sessionUpdate"] == "agent_message_chunk"
+        ]
+    assert texts == ["a_b says hi"]

@@ -3,6 +3,7 @@ enforces it at start."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from acp_bridge.acp.retention import INDEX_SLACK, RetentionPolicy, enforce
 from acp_bridge.acp.sessions import SESSION_INDEX_TOPIC
 from acp_bridge.agents.demo import DemoBackend
 from acp_bridge.eventlog import MemoryEventLog, SqliteEventLog
+from acp_bridge.events import harn as h
 from acp_bridge.sinks import SinkRegistry, agent_events_topic
 from tests.support.acp_client import ResponseError
 
@@ -22,6 +24,7 @@ from .conftest import BridgeHarness
 
 CWD = "/tmp/project"
 LONG_AGO = "2020-01-01T00:00:00Z"
+NOW = dt.datetime.now(dt.UTC)
 
 
 @asynccontextmanager
@@ -98,7 +101,10 @@ async def test_a_stale_session_is_deleted_with_its_events(tmp_path: Path) -> Non
         fresh = await session_with_turns(harness, 1)
         manager = harness.bridge.sessions
         manager.index[old].updated_at = LONG_AGO
-        report = await enforce(manager, RetentionPolicy(days=30))
+        # Judged 60 days from now: the old one's events are old then too, the fresh one was
+        # updated since.
+        manager.index[fresh].updated_at = (NOW + dt.timedelta(days=59)).isoformat()
+        report = await enforce(manager, RetentionPolicy(days=30), now=NOW + dt.timedelta(days=60))
         assert report.expired == [old]
         assert report.events_deleted > 0
         assert harness.bridge.log.read_range(agent_events_topic(old)) == []
@@ -118,9 +124,22 @@ async def test_a_session_in_use_does_not_expire(tmp_path: Path) -> None:
         await client.initialize()
         sid = await client.new_session(CWD)
         harness.bridge.sessions.index[sid].updated_at = LONG_AGO
-        report = await enforce(harness.bridge.sessions, RetentionPolicy(days=1))
+        report = await enforce(
+            harness.bridge.sessions, RetentionPolicy(days=1), now=NOW + dt.timedelta(days=60)
+        )
         assert report.expired == []
         assert sid in harness.bridge.sessions.index
+
+
+async def test_a_session_whose_backend_still_writes_does_not_expire(tmp_path: Path) -> None:
+    # A tail-like session: events arrive, no turn touches its updatedAt.
+    async with bridge_on(tmp_path / "log.db") as harness:
+        ctx = harness.bridge.open_session("mirrored", cwd=CWD)
+        ctx.emit(h.AgentMessageChunk(session_id="mirrored", content="still going"))
+        await harness.bridge.sessions.flush()
+        harness.bridge.sessions.index["mirrored"].updated_at = LONG_AGO
+        report = await enforce(harness.bridge.sessions, RetentionPolicy(days=1))
+        assert report.expired == []
 
 
 async def test_the_index_is_rewritten_when_it_outgrows_its_sessions(tmp_path: Path) -> None:

@@ -14,10 +14,15 @@ from acp_bridge.eventlog import EventLog, LogRecord, Prunable, SqliteEventLog
 from .eventlog_support import ids, rec
 
 
+@pytest.fixture(params=["memory", "sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The logs that can prune (Redis keeps everything: retention is optional)."""
+    return str(request.param)
+
+
 @pytest.fixture
 def prunable(log: EventLog) -> Prunable:
-    if not isinstance(log, Prunable):
-        pytest.skip(f"{type(log).__name__} does not prune (retention is optional)")
+    assert isinstance(log, Prunable)
     return log
 
 

@@ -4,7 +4,8 @@ Written from the rule, not from the implementation: consecutive ``agent_message_
 ``agent_thought_chunk``) updates of one session with text content become one update whose text is
 theirs joined and whose other fields (event id included) are the last one's; consecutive
 ``tool_call_update`` updates of one tool call become one update holding every field any of them set
-(the later one winning, ``_meta.harn`` field by field), with the last one's event id.
+(the later one winning, ``_meta.harn`` field by field, its ``TRANSIENT`` fields from the last
+one only), with the last one's event id.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import copy
 from typing import Any
 
 MERGED = ("agent_message_chunk", "agent_thought_chunk")
+TRANSIENT = frozenset({"parsing", "rawInputPartial", "error", "errorCategory"})
+"""``_meta.harn`` fields of a tool call update that a merged update takes from the last one only."""
 EXACT = {"_meta": {"acp_bridge": {"replay": "exact"}}}
 """``session/load`` params that ask for every event as it was sent."""
 
@@ -75,9 +78,14 @@ def overlay_update(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, 
     merged = {**copy.deepcopy(earlier), **copy.deepcopy(later)}
     meta_a, meta_b = earlier.get("_meta") or {}, later.get("_meta") or {}
     if meta_a or meta_b:
-        meta = {**meta_a, **meta_b}
-        harn = {**(meta_a.get("harn") or {}), **(meta_b.get("harn") or {})}
+        meta = {k: v for k, v in {**meta_a, **meta_b}.items() if k != "harn"}
+        # What held at one moment only (still parsing, an error recovered from) is the last's.
+        harn_a = {k: v for k, v in (meta_a.get("harn") or {}).items() if k not in TRANSIENT}
+        harn = {**harn_a, **(meta_b.get("harn") or {})}
         if harn:
-            meta["harn"] = harn
-        merged["_meta"] = meta
+            meta["harn"] = copy.deepcopy(harn)
+        if meta:
+            merged["_meta"] = meta
+        else:
+            merged.pop("_meta", None)
     return merged

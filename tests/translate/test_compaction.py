@@ -141,3 +141,15 @@ def test_updates_of_another_call_or_anything_between_end_the_run() -> None:
         (4, None),
         (5, "t2"),
     ]
+
+
+def test_what_held_at_one_moment_is_not_carried_into_the_final_state() -> None:
+    events = [
+        upd("t1", "in_progress", parsing=True, raw_input_partial='{"a', error="retrying"),
+        upd("t1", "completed", raw_output={"text": "done"}),
+    ]
+    ((_, _, merged),) = run(events)
+    assert "parsing" not in merged
+    assert "raw_input_partial" not in merged
+    assert "error" not in merged
+    assert merged["raw_output"] == {"text": "done"}
