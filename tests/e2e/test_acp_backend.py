@@ -457,3 +457,53 @@ async def test_updates_of_a_turn_answered_cancelled_before_the_agent_ended_it_ar
         assert again.stop_reason == "end_turn"
         assert wire.violations == []
     assert client.text(sid) == "stubbornecho: next"
+
+
+class FormClient(RecordingClient):
+    """Answers every form elicitation with a branch name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[str] = []
+
+    async def create_elicitation(self, message: str, mode: Any, **_: Any) -> Any:
+        from acp.schema import AcceptElicitationResponse
+
+        self.forms.append(message)
+        return AcceptElicitationResponse(action="accept", content={"branch": "fix-parser"})
+
+
+async def test_an_agents_elicitation_reaches_a_client_that_can_show_it(tmp_path: Path) -> None:
+    from acp.schema import ElicitationCapabilities, ElicitationFormCapabilities
+
+    client = FormClient()
+    able = ClientCapabilities(
+        elicitation=ElicitationCapabilities(form=ElicitationFormCapabilities())
+    )
+    async with (
+        asyncio.timeout(TIMEOUT),
+        raw_server(tmp_path, {}) as (server, _),
+        sdk_websocket_client(server.url, client, unstable=True) as (conn, wire),
+    ):
+        await conn.initialize(protocol_version=1, client_capabilities=able)
+        sid = (await conn.new_session(cwd=CWD, mcp_servers=[])).session_id
+        await conn.prompt(session_id=sid, prompt=text("elicit"))
+        assert wire.violations == []
+    assert client.forms == ["Which branch?"]
+    assert client.text(sid) == "accept: fix-parser"
+
+
+async def test_an_agents_elicitation_without_a_client_that_can_show_it_is_an_error(
+    tmp_path: Path,
+) -> None:
+    client = RecordingClient()
+    async with (
+        asyncio.timeout(TIMEOUT),
+        raw_server(tmp_path, {}) as (server, _),
+        sdk_websocket_client(server.url, client) as (conn, wire),
+    ):
+        await conn.initialize(protocol_version=1)
+        sid = (await conn.new_session(cwd=CWD, mcp_servers=[])).session_id
+        await conn.prompt(session_id=sid, prompt=text("elicit"))
+        assert wire.violations == []
+    assert client.text(sid).startswith("error: ")
