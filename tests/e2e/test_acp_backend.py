@@ -507,3 +507,25 @@ async def test_an_agents_elicitation_without_a_client_that_can_show_it_is_an_err
         await conn.prompt(session_id=sid, prompt=text("elicit"))
         assert wire.violations == []
     assert client.text(sid).startswith("error: ")
+
+
+async def test_additional_directories_reach_an_agent_that_advertised_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="acp_bridge")
+    client = RecordingClient()
+    async with (
+        asyncio.timeout(TIMEOUT),
+        raw_server(tmp_path, {}) as (server, _),
+        sdk_websocket_client(server.url, client) as (conn, wire),
+    ):
+        await conn.initialize(protocol_version=1)
+        sid = (
+            await conn.new_session(
+                cwd=CWD, mcp_servers=[], additional_directories=["/tmp/other-root"]
+            )
+        ).session_id
+        await conn.prompt(session_id=sid, prompt=text("hi"))
+        assert wire.violations == []
+    stderr = [r.getMessage() for r in caplog.records if r.name.endswith("exec.child")]
+    assert any(m.endswith("dirs /tmp/other-root") for m in stderr), stderr

@@ -367,7 +367,12 @@ class AcpBackend(BaseBackend):
         return state
 
     def _session_params(self, ctx: SessionContext) -> dict[str, Any]:
-        return {"cwd": ctx.cwd, "mcpServers": list(ctx.mcp_servers)}
+        params: dict[str, Any] = {"cwd": ctx.cwd, "mcpServers": list(ctx.mcp_servers)}
+        # Only to an agent that advertised them (ACP: a client sends what the agent supports).
+        directories = list(ctx.additional_directories)
+        if directories and self._capability("sessionCapabilities", "additionalDirectories"):
+            params["additionalDirectories"] = directories
+        return params
 
     async def _child_session(self, state: _Session) -> tuple[AgentLink, str]:
         """The child and its session id for ``state``, (re)creating the session on a new child."""
