@@ -428,15 +428,27 @@ class JsonRpcPeer:
         # Answers queued by the handlers go out before the transport is closed; the wait is bounded
         # by what is left of the grace, and at least a moment for the last answers.
         await self.drain_for(max(deadline - loop.time(), _LAST_WRITE_SECONDS))
-        unanswered = [f"{ctx.method} (id {ctx.request_id!r})" for _, ctx in self._inflight.values()]
-        if unanswered:
+        left = list(self._inflight.values())
+        if left:
             logger.warning(
                 "%s: input ended; %d request(s) not answered within %g s: %s",
                 self.name,
-                len(unanswered),
+                len(left),
                 grace,
-                ", ".join(unanswered),
+                ", ".join(f"{ctx.method} (id {ctx.request_id!r})" for _, ctx in left),
             )
+            # The output is still open: whoever reads it learns these will not be answered.
+            for _, ctx in left:
+                self.send(
+                    error_response(
+                        ctx.request_id,
+                        RequestCancelled(
+                            f"not answered within {grace:g} s after the input ended",
+                            data={"reason": "input_ended"},
+                        ),
+                    )
+                )
+            await self.drain_for(_LAST_WRITE_SECONDS)
 
     async def wait_closed(self) -> None:
         """Wait until the connection has ended."""

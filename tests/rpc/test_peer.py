@@ -508,7 +508,7 @@ async def test_requests_read_before_the_input_ended_are_still_answered() -> None
         await run
 
 
-async def test_after_the_eof_grace_what_is_unanswered_is_logged(
+async def test_after_the_eof_grace_what_is_unanswered_is_logged_and_answered_cancelled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     transport = _Stdio()
@@ -523,7 +523,10 @@ async def test_after_the_eof_grace_what_is_unanswered_is_logged(
     with caplog.at_level(logging.WARNING, logger="acp_bridge.rpc.peer"):
         async with asyncio.timeout(5):
             await peer.run()
-    assert transport.sent.empty()
+    answer = transport.sent.get_nowait()
+    assert answer["id"] == "x"
+    assert answer["error"]["code"] == -32800
+    assert answer["error"]["data"] == {"reason": "input_ended"}
     assert "never (id 'x')" in caplog.text
 
 
