@@ -44,7 +44,7 @@ from acp_bridge.eventlog import (
     sanitize_topic_component,
 )
 from acp_bridge.events import EventDecodeError, decode_session_event
-from acp_bridge.events.harn import ControlOutcome, UserMessage
+from acp_bridge.events.harn import ControlOutcome, SessionClosed, UserMessage
 from acp_bridge.rpc.errors import InternalError
 from acp_bridge.sinks import (
     AGENT_EVENTS_TOPIC_PREFIX,
@@ -696,6 +696,10 @@ class SessionManager:
                     task.add_done_callback(self._forwarded.discard)
                 elif op == "cancel":
                     session.cancel()
+                elif op == "close":
+                    task = asyncio.create_task(self._run_forwarded_close(leases, session, command))
+                    self._forwarded.add(task)
+                    task.add_done_callback(self._forwarded.discard)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -726,6 +730,76 @@ class SessionManager:
             str(command["reply"]),
             orjson.dumps(reply),
         )
+
+    async def close_for_client(self, session: Session, *, forwarded: bool = False) -> None:
+        """``session/close``: cancel the turn, tell every client (``session_closed``), close."""
+        session.cancel()
+        metadata: dict[str, Any] = {"protocol": "acp", "method": "session/close"}
+        if forwarded:
+            metadata["forwarded"] = True
+        session.context.emit(
+            SessionClosed(
+                session_id=session.session_id,
+                reason="client_request",
+                status="closed",
+                metadata=metadata,
+            )
+        )
+        await self.close(session)
+
+    async def _run_forwarded_close(
+        self, leases: LeasedLog, session: Session, command: dict[str, Any]
+    ) -> None:
+        reply: dict[str, Any]
+        try:
+            await self.close_for_client(session, forwarded=True)
+            reply = {"closed": True, "lastEventId": self.committed_event_id(session.session_id)}
+        except Exception as exc:
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        await asyncio.to_thread(
+            leases.reply,
+            session_group(session.session_id),
+            str(command["reply"]),
+            orjson.dumps(reply),
+        )
+
+    async def forward_close(self, session: Session) -> None:
+        """Have the owning node close ``session``; once this node's clients have its last updates
+        (its ``session_closed``, through the tail), forget it here too. The owner writes the index."""
+        leases = self.leases
+        assert leases is not None
+        sid = session.session_id
+        group = session_group(sid)
+        reply_id = uuid.uuid4().hex
+        command = {"op": "close", "reply": reply_id}
+        command_id = await asyncio.to_thread(leases.send_command, group, orjson.dumps(command))
+        raw = await leases.wait_reply(group, reply_id, gone=lambda: leases.owner(group) is None)
+        if raw is None:
+            await asyncio.to_thread(leases.withdraw_command, group, command_id)
+            raise InternalError(
+                f"the node that owned session {sid} went away before closing it; send it again"
+                " to close it here",
+                data={"reason": "owner_gone"},
+            )
+        reply: dict[str, Any] = orjson.loads(raw)
+        if "error" in reply:
+            raise InternalError(f"the owning node failed to close the session: {reply['error']}")
+        tail = self._tails.get(sid)
+        if tail is not None:
+            try:
+                async with asyncio.timeout(SETTLE_SECONDS):
+                    await tail.reached(int(reply.get("lastEventId", 0)))
+            except TimeoutError:
+                logger.warning("session %s: the owner's close reached this node late", sid)
+        self._unfollow(sid)
+        session.closed = True
+        self.registry.clear_session_sinks(sid)
+        self._unwatch(session.journal)
+        self.sessions.pop(sid, None)
+        record = self.index.get(sid)
+        if record is not None:
+            record.closed = True
+        session.fanout.close()
 
     async def forward_prompt(
         self,

@@ -289,3 +289,24 @@ async def test_a_cancel_sent_to_another_node_cancels_the_owners_turn(spec: str) 
         async with asyncio.timeout(10):
             await backend_a.cancelled.wait()
             assert await turn == {"stopReason": "cancelled"}
+
+
+async def test_a_close_sent_to_another_node_closes_the_session_on_its_owner(spec: str) -> None:
+    async with (
+        node(spec, "A") as a_node,
+        client(a_node) as a,
+        node(spec, "B") as b_node,
+        client(b_node) as b,
+    ):
+        sid = await a.new_session(CWD)
+        await a.prompt(sid, "one")
+        await load(b, sid)
+        assert await b.call("session/close", {"sessionId": sid}) == {}
+        # The owner closed it: no longer listed anywhere, and a prompt on either node is refused.
+        for acp in (a, b):
+            listed = await acp.call("session/list", {})
+            assert sid not in [s["sessionId"] for s in listed["sessions"]]
+        assert a_node.bridge.sessions.live(sid) is None
+        assert b_node.bridge.sessions.live(sid) is None
+        with pytest.raises(ResponseError):
+            await a.prompt(sid, "after")

@@ -156,16 +156,10 @@ async def session_close(conn: AcpConnection, params: dict[str, Any], ctx: Reques
     session = conn.sessions.get(session_id)
     if session is None:
         raise ResourceNotFound("unknown session", data={"sessionId": session_id})
-    session.cancel()
-    session.context.emit(
-        SessionClosed(
-            session_id=session_id,
-            reason="client_request",
-            status="closed",
-            metadata={"protocol": "acp", "method": "session/close"},
-        )
-    )
-    await conn.sessions.close(session)
+    if conn.sessions.forwards(session):
+        await conn.sessions.forward_close(session)  # another node runs it (shared log)
+    else:
+        await conn.sessions.close_for_client(session)
     return {}
 
 
