@@ -747,12 +747,34 @@ class SessionManager:
         )
         await self.close(session)
 
+    async def delete_for_client(self, session_id: str, *, forwarded: bool = False) -> bool:
+        """``session/delete``: cancel the turn, tell every client (``session_closed`` with status
+        ``deleted``), delete; False if no such session is known."""
+        session = self.live(session_id)
+        if session is not None:
+            session.cancel()
+            metadata: dict[str, Any] = {"protocol": "acp", "method": "session/delete"}
+            if forwarded:
+                metadata["forwarded"] = True
+            session.context.emit(
+                SessionClosed(
+                    session_id=session_id,
+                    reason="client_request",
+                    status="deleted",
+                    metadata=metadata,
+                )
+            )
+        return await self.delete(session_id)
+
     async def _run_forwarded_close(
         self, leases: LeasedLog, session: Session, command: dict[str, Any]
     ) -> None:
         reply: dict[str, Any]
         try:
-            await self.close_for_client(session, forwarded=True)
+            if command.get("delete") is True:
+                await self.delete_for_client(session.session_id, forwarded=True)
+            else:
+                await self.close_for_client(session, forwarded=True)
             reply = {"closed": True, "lastEventId": self.committed_event_id(session.session_id)}
         except Exception as exc:
             reply = {"error": f"{type(exc).__name__}: {exc}"}
@@ -763,15 +785,16 @@ class SessionManager:
             orjson.dumps(reply),
         )
 
-    async def forward_close(self, session: Session) -> None:
-        """Have the owning node close ``session``; once this node's clients have its last updates
-        (its ``session_closed``, through the tail), forget it here too. The owner writes the index."""
+    async def forward_close(self, session: Session, *, delete: bool = False) -> None:
+        """Have the owning node close (or ``delete``) ``session``; once this node's clients have its
+        last updates (its ``session_closed``, through the tail), forget it here too. The owner
+        writes the index."""
         leases = self.leases
         assert leases is not None
         sid = session.session_id
         group = session_group(sid)
         reply_id = uuid.uuid4().hex
-        command = {"op": "close", "reply": reply_id}
+        command = {"op": "close", "reply": reply_id, "delete": delete}
         command_id = await asyncio.to_thread(leases.send_command, group, orjson.dumps(command))
         raw = await leases.wait_reply(group, reply_id, gone=lambda: leases.owner(group) is None)
         if raw is None:
@@ -799,6 +822,8 @@ class SessionManager:
         record = self.index.get(sid)
         if record is not None:
             record.closed = True
+            if delete:
+                self.index.pop(sid, None)
         session.fanout.close()
 
     async def forward_prompt(

@@ -310,3 +310,25 @@ async def test_a_close_sent_to_another_node_closes_the_session_on_its_owner(spec
         assert b_node.bridge.sessions.live(sid) is None
         with pytest.raises(ResponseError):
             await a.prompt(sid, "after")
+
+
+async def test_a_delete_sent_to_another_node_deletes_the_session_on_its_owner(spec: str) -> None:
+    async with (
+        node(spec, "A") as a_node,
+        client(a_node) as a,
+        node(spec, "B") as b_node,
+        client(b_node) as b,
+    ):
+        sid = await a.new_session(CWD)
+        await a.prompt(sid, "one")
+        await load(b, sid)
+        assert await b.call("session/delete", {"sessionId": sid}) == {}
+        for acp in (a, b):
+            listed = await acp.call("session/list", {})
+            assert sid not in [s["sessionId"] for s in listed["sessions"]]
+        assert sid not in a_node.bridge.sessions.index
+        assert sid not in b_node.bridge.sessions.index
+    # Gone for a node that comes up afterwards too.
+    async with node(spec, "C") as c_node, client(c_node) as c:
+        with pytest.raises(ResponseError):
+            await load(c, sid)

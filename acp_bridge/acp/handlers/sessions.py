@@ -12,7 +12,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from acp_bridge.eventlog import EventLogError
-from acp_bridge.events.harn import SessionClosed
 from acp_bridge.rpc.errors import InternalError, InvalidParams, ResourceNotFound
 from acp_bridge.rpc.peer import Reply, RequestContext
 
@@ -168,17 +167,10 @@ async def session_delete(conn: AcpConnection, params: dict[str, Any], ctx: Reque
     attached clients see it close, and it is gone from ``session/list`` and ``session/load``."""
     session_id = session_id_of(params)
     session = conn.sessions.live(session_id)
-    if session is not None:
-        session.cancel()
-        session.context.emit(
-            SessionClosed(
-                session_id=session_id,
-                reason="client_request",
-                status="deleted",
-                metadata={"protocol": "acp", "method": "session/delete"},
-            )
-        )
-    if not await conn.sessions.delete(session_id):
+    if session is not None and conn.sessions.forwards(session):
+        await conn.sessions.forward_close(session, delete=True)  # another node runs it
+        return {}
+    if not await conn.sessions.delete_for_client(session_id):
         raise ResourceNotFound("unknown session", data={"sessionId": session_id})
     return {}
 
