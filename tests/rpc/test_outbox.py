@@ -72,3 +72,25 @@ async def test_byte_cap_is_immediate() -> None:
     assert outbox.put(b"x" * 10)
     assert not outbox.put(b"y")
     assert reasons == ["11 bytes queued (limit 10)"]
+
+
+async def test_a_drained_outbox_takes_new_messages_and_wakes_a_waiting_taker() -> None:
+    # Drained, the outbox gives its queue back (idle memory); what comes next must still flow.
+    outbox, _ = make(soft=2)
+    outbox.put(b"a")
+    assert await outbox.take(max_count=10, max_bytes=1000) == [b"a"]
+    outbox.done(1)
+    assert len(outbox) == 0
+    waiting = asyncio.create_task(outbox.take(max_count=10, max_bytes=1000))
+    await asyncio.sleep(0)  # the taker waits on the empty outbox
+    assert outbox.put(b"b")
+    async with asyncio.timeout(1):
+        assert await waiting == [b"b"]
+    outbox.done(1)
+    async with asyncio.timeout(1):
+        await outbox.join()
+        assert await outbox.put_wait(b"c")
+    assert len(outbox) == 1
+    outbox.close()
+    assert len(outbox) == 0
+    assert not outbox.put(b"d")

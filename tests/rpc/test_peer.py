@@ -546,3 +546,38 @@ async def test_a_transport_whose_end_is_final_does_not_wait() -> None:
         await started.wait()
         await client_side.close()
         await run  # at once, not after 30 s
+
+
+async def test_a_shared_method_table_serves_each_peer_its_own_target() -> None:
+    from acp_bridge.rpc.peer import MethodTable
+
+    table = MethodTable()
+
+    async def who(target: Any, params: dict[str, Any], ctx: RequestContext) -> Any:
+        return target
+
+    table.add_method("who", who)
+    pairs = [memory_transport_pair() for _ in range(2)]
+    peers = [
+        JsonRpcPeer(server, name=f"p{i}", table=table, target=f"conn-{i}")
+        for i, (server, _) in enumerate(pairs)
+    ]
+
+    async def extra(params: dict[str, Any], ctx: RequestContext) -> Any:
+        return "only mine"
+
+    peers[0].add_method("extra", extra)  # a private copy: the table and the other peer keep theirs
+    runs = [asyncio.create_task(peer.run()) for peer in peers]
+    async with asyncio.timeout(5):
+        for i, (_, client) in enumerate(pairs):
+            await client.send({"jsonrpc": "2.0", "id": 1, "method": "who"})
+            assert (await client.receive())["result"] == f"conn-{i}"
+            await client.send({"jsonrpc": "2.0", "id": 2, "method": "extra"})
+            answer = await client.receive()
+            if i == 0:
+                assert answer["result"] == "only mine"
+            else:
+                assert answer["error"]["code"] == -32601
+        for _, client in pairs:
+            await client.close()
+        await asyncio.gather(*runs)
