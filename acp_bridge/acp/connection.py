@@ -125,34 +125,6 @@ class AcpConnection:
         self._attachments: dict[str, Attachment] = {}
         self._prompt_handlers: set[asyncio.Task[Any]] | None = None  # made by the first prompt
 
-    # --- registering methods -----------------------------------------------------------------------
-
-    def add_method(
-        self,
-        method: str,
-        handler: MethodHandler,
-        *,
-        before_initialize: bool = False,
-        inline: bool = False,
-        on_arrival: ArrivalHook | None = None,
-        answers_own_cancel: bool = False,
-    ) -> None:
-        """Serve ``method`` on this connection only (every connection's methods are in the shared
-        :class:`AcpMethods`); arguments as :meth:`AcpMethods.add_method`."""
-        self.peer.add_method(
-            method,
-            functools.partial(
-                _call_any if before_initialize else _call_ready, method, handler, self
-            ),
-            inline=inline,
-            on_arrival=None if on_arrival is None else functools.partial(on_arrival, self),
-            answers_own_cancel=answers_own_cancel,
-        )
-
-    def add_notification(self, method: str, handler: NotificationHandler) -> None:
-        """Handle notifications of ``method`` on this connection only (ignored before ``initialize``)."""
-        self.peer.add_notification(method, functools.partial(_notify_ready, method, handler, self))
-
     def wants(self, method: str) -> bool:
         """Does the client want messages of ``method``? (Extension methods only when declared.)"""
         return self.extensions.wants(method)

@@ -724,47 +724,7 @@ class SessionManager:
             reply["lastEventId"] = self.committed_event_id(session.session_id)
         except Exception as exc:
             reply = {"error": f"{type(exc).__name__}: {exc}"}
-        await asyncio.to_thread(
-            leases.reply,
-            session_group(session.session_id),
-            str(command["reply"]),
-            orjson.dumps(reply),
-        )
-
-    async def close_for_client(self, session: Session, *, forwarded: bool = False) -> None:
-        """``session/close``: cancel the turn, tell every client (``session_closed``), close."""
-        session.cancel()
-        metadata: dict[str, Any] = {"protocol": "acp", "method": "session/close"}
-        if forwarded:
-            metadata["forwarded"] = True
-        session.context.emit(
-            SessionClosed(
-                session_id=session.session_id,
-                reason="client_request",
-                status="closed",
-                metadata=metadata,
-            )
-        )
-        await self.close(session)
-
-    async def delete_for_client(self, session_id: str, *, forwarded: bool = False) -> bool:
-        """``session/delete``: cancel the turn, tell every client (``session_closed`` with status
-        ``deleted``), delete; False if no such session is known."""
-        session = self.live(session_id)
-        if session is not None:
-            session.cancel()
-            metadata: dict[str, Any] = {"protocol": "acp", "method": "session/delete"}
-            if forwarded:
-                metadata["forwarded"] = True
-            session.context.emit(
-                SessionClosed(
-                    session_id=session_id,
-                    reason="client_request",
-                    status="deleted",
-                    metadata=metadata,
-                )
-            )
-        return await self.delete(session_id)
+        await self._reply(leases, session, command, reply)
 
     async def _run_forwarded_close(
         self, leases: LeasedLog, session: Session, command: dict[str, Any]
@@ -778,6 +738,13 @@ class SessionManager:
             reply = {"closed": True, "lastEventId": self.committed_event_id(session.session_id)}
         except Exception as exc:
             reply = {"error": f"{type(exc).__name__}: {exc}"}
+        await self._reply(leases, session, command, reply)
+
+    @staticmethod
+    async def _reply(
+        leases: LeasedLog, session: Session, command: dict[str, Any], reply: dict[str, Any]
+    ) -> None:
+        """Answer a command another node forwarded (it waits for this, see :meth:`_ask_owner`)."""
         await asyncio.to_thread(
             leases.reply,
             session_group(session.session_id),
@@ -785,35 +752,73 @@ class SessionManager:
             orjson.dumps(reply),
         )
 
-    async def forward_close(self, session: Session, *, delete: bool = False) -> None:
-        """Have the owning node close (or ``delete``) ``session``; once this node's clients have its
-        last updates (its ``session_closed``, through the tail), forget it here too. The owner
-        writes the index."""
+    def _announce_closed(self, session: Session, status: str, method: str, forwarded: bool) -> None:
+        session.cancel()
+        metadata: dict[str, Any] = {"protocol": "acp", "method": method}
+        if forwarded:
+            metadata["forwarded"] = True
+        session.context.emit(
+            SessionClosed(
+                session_id=session.session_id,
+                reason="client_request",
+                status=status,
+                metadata=metadata,
+            )
+        )
+
+    async def close_for_client(self, session: Session, *, forwarded: bool = False) -> None:
+        """``session/close``: cancel the turn, tell every client (``session_closed``), close."""
+        self._announce_closed(session, "closed", "session/close", forwarded)
+        await self.close(session)
+
+    async def delete_for_client(self, session_id: str, *, forwarded: bool = False) -> bool:
+        """``session/delete``: cancel the turn, tell every client (``session_closed`` with status
+        ``deleted``), delete; False if no such session is known."""
+        session = self.live(session_id)
+        if session is not None:
+            self._announce_closed(session, "deleted", "session/delete", forwarded)
+        return await self.delete(session_id)
+
+    async def _ask_owner(
+        self, session: Session, command: dict[str, Any], doing: str, failure_reason: str | None
+    ) -> dict[str, Any]:
+        """Send ``command`` (with its ``reply`` id) to the node that owns ``session`` and return its
+        reply once this node's clients have every update up to it (they come through the tail)."""
         leases = self.leases
         assert leases is not None
         sid = session.session_id
         group = session_group(sid)
-        reply_id = uuid.uuid4().hex
-        command = {"op": "close", "reply": reply_id, "delete": delete}
         command_id = await asyncio.to_thread(leases.send_command, group, orjson.dumps(command))
-        raw = await leases.wait_reply(group, reply_id, gone=lambda: leases.owner(group) is None)
+        raw = await leases.wait_reply(
+            group, str(command["reply"]), gone=lambda: leases.owner(group) is None
+        )
         if raw is None:
+            # The owner died before answering: make sure the next owner won't run it as well.
             await asyncio.to_thread(leases.withdraw_command, group, command_id)
             raise InternalError(
-                f"the node that owned session {sid} went away before closing it; send it again"
-                " to close it here",
+                f"the node that owned session {sid} went away during {doing};"
+                " send it again to have it done here",
                 data={"reason": "owner_gone"},
             )
         reply: dict[str, Any] = orjson.loads(raw)
         if "error" in reply:
-            raise InternalError(f"the owning node failed to close the session: {reply['error']}")
+            data = None if failure_reason is None else {"reason": failure_reason}
+            raise InternalError(f"the owning node failed {doing}: {reply['error']}", data=data)
         tail = self._tails.get(sid)
         if tail is not None:
             try:
                 async with asyncio.timeout(SETTLE_SECONDS):
                     await tail.reached(int(reply.get("lastEventId", 0)))
             except TimeoutError:
-                logger.warning("session %s: the owner's close reached this node late", sid)
+                logger.warning("session %s: the updates of %s reached this node late", sid, doing)
+        return reply
+
+    async def forward_close(self, session: Session, *, delete: bool = False) -> None:
+        """Have the owning node close (or ``delete``) ``session``; once this node's clients have its
+        last updates (its ``session_closed``), forget it here too. The owner writes the index."""
+        command = {"op": "close", "reply": uuid.uuid4().hex, "delete": delete}
+        await self._ask_owner(session, command, "the close", None)
+        sid = session.session_id
         self._unfollow(sid)
         session.closed = True
         self.registry.clear_session_sinks(sid)
@@ -834,37 +839,13 @@ class SessionManager:
     ) -> dict[str, Any]:
         """Have the owning node run a prompt turn; return its answer once this node's clients
         have every update of the turn (they come through the tail)."""
-        leases = self.leases
-        assert leases is not None
-        group = session_group(session.session_id)
         reply_id = uuid.uuid4().hex
         message_id = f"user-{reply_id}"
         command = {"op": "prompt", "prompt": prompt, "reply": reply_id, "messageId": message_id}
         tail = self._tails.get(session.session_id)
         if tail is not None and asker is not None:
             tail.spare[message_id] = asker  # the asker has its prompt: no echo for it
-        command_id = await asyncio.to_thread(leases.send_command, group, orjson.dumps(command))
-        raw = await leases.wait_reply(group, reply_id, gone=lambda: leases.owner(group) is None)
-        if raw is None:
-            # The owner died before answering: make sure the next owner won't run it as well.
-            await asyncio.to_thread(leases.withdraw_command, group, command_id)
-            raise InternalError(
-                f"the node that owned session {session.session_id} went away during the prompt;"
-                " send it again to run it here",
-                data={"reason": "owner_gone"},
-            )
-        reply: dict[str, Any] = orjson.loads(raw)
-        if "error" in reply:
-            raise InternalError(
-                f"the owning node failed the prompt: {reply['error']}", data={"reason": "agent"}
-            )
-        tail = self._tails.get(session.session_id)
-        if tail is not None:
-            try:
-                async with asyncio.timeout(SETTLE_SECONDS):
-                    await tail.reached(int(reply.get("lastEventId", 0)))
-            except TimeoutError:
-                logger.warning("session %s: forwarded turn's updates late", session.session_id)
+        reply = await self._ask_owner(session, command, "the prompt", "agent")
         result: dict[str, Any] = {"stopReason": reply["stopReason"]}
         if "persistenceError" in reply:
             result["_meta"] = {"harn": {"persistenceError": reply["persistenceError"]}}
