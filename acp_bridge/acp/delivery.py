@@ -24,14 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from acp_bridge.events.session_event import SessionAcpUpdate, SessionEvent, SessionRuntimeEvent
-from acp_bridge.translate import Message, Profile, encode_message, translate
+from acp_bridge.translate import Message, Profile, encode_message, stamp_event_id, translate
+from acp_bridge.translate.prebuilt import CHUNK_TYPES, ChunkTemplate, chunk_template
 from acp_bridge.translate.proxied import translate_proxied
 from acp_bridge.translate.runtime import RuntimeTranslator, UnmappedRunError
 from acp_bridge.translate.schema_check import session_update_problem
 
 from .extensions import ClientExtensions
 
-__all__ = ["Attachment", "MessageSink", "SessionFanout", "stamp_event_id"]
+__all__ = ["Attachment", "MessageSink", "SessionFanout", "stamp_event_id"]  # stamp: re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -44,22 +45,6 @@ class MessageSink(Protocol):
 
     async def send_wait(self, message: dict[str, Any] | bytes) -> bool:
         """Queue one message, waiting for room (used for replay)."""
-
-
-def stamp_event_id(message: Message, profile: Profile, session_id: str, event_id: int) -> Message:
-    """Put the event-log id on a message (in place) the way ``profile`` carries it."""
-    if profile is Profile.HARN:
-        annotation = message.get("_harn")
-        replayed = bool(annotation.get("replayed")) if isinstance(annotation, dict) else False
-        message["_harn"] = {"eventId": event_id, "sessionId": session_id, "replayed": replayed}
-    else:
-        params = message["params"]
-        meta = params.get("_meta")
-        if not isinstance(meta, dict):
-            params["_meta"] = {"harn": {"eventId": event_id}}
-        else:
-            meta.setdefault("harn", {})["eventId"] = event_id
-    return message
 
 
 def _stampable_copy(message: Message) -> Message:
@@ -107,6 +92,15 @@ class Attachment:
         if event_id is not None and event_id <= self.replayed_through:
             return  # the replay covered it (a publish still on its way from another thread)
         self._write(message, encoded)
+
+    def deliver_chunk(self, event_id: int, encoded: bytes) -> None:
+        """Deliver a text chunk's notification, already encoded for this attachment's profile.
+
+        The gate must be open (the caller checks :attr:`open`); chunks need no tool-call check and
+        ``session/update`` is wanted by every client.
+        """
+        if event_id > self.replayed_through:
+            self.sink.send(encoded)
 
     def _write(self, message: Message, encoded: bytes | None = None) -> None:
         checked = self._ensure_tool_call(message)
@@ -180,6 +174,19 @@ class SessionFanout:
     """The stateful translator for runtime-dialect events (created on first use)."""
     context_window: int | None = None
     """The model's context window in tokens, when known: ``usage_update`` needs it (decision 0027)."""
+    _templates: dict[tuple[type, Profile], ChunkTemplate | None] | None = field(
+        default=None, init=False, repr=False
+    )
+    """Per chunk type and profile, the prebuilt notification (made on first use)."""
+
+    def _chunk_template(self, chunk_type: type, profile: Profile) -> ChunkTemplate | None:
+        templates = self._templates
+        if templates is None:
+            templates = self._templates = {}
+        key = (chunk_type, profile)
+        if key not in templates:
+            templates[key] = chunk_template(chunk_type, self.session_id, profile)
+        return templates[key]
 
     def _runtime_messages(self, event: SessionRuntimeEvent) -> list[Message]:
         if self.runtime is None:
@@ -211,9 +218,18 @@ class SessionFanout:
             runtime_messages = self._runtime_messages(event)
         if not self.attachments:
             return
+        if event_id is not None and type(event) in CHUNK_TYPES:
+            # The streaming case: fill a prebuilt template instead of building, stamping and
+            # encoding a message. Attachments that hold messages (gate closed) take the general path.
+            chunk_fanout = self._publish_chunk(event, event_id, exclude)
+            if chunk_fanout is None:
+                return
+            rest = chunk_fanout
+        else:
+            rest = list(self.attachments)
         by_profile: dict[Profile, list[tuple[Message, bytes]]] = {}
         valid: bool | None = None  # a proxied update's schema check, done once per event
-        for attachment in list(self.attachments):
+        for attachment in rest:
             if attachment is exclude:
                 continue
             profile = attachment.profile
@@ -241,6 +257,33 @@ class SessionFanout:
                 by_profile[profile] = prepared
             for message, encoded in prepared:
                 attachment.deliver(message, event_id, encoded)
+
+    def _publish_chunk(
+        self, event: SessionEvent, event_id: int, exclude: Attachment | None
+    ) -> list[Attachment] | None:
+        """Deliver a text chunk through the templates; return the attachments left for the general
+        path (``None`` when there are none)."""
+        text: str = event.content  # type: ignore[union-attr]  # a CHUNK_TYPES event
+        encoded: dict[Profile, bytes | None] = {}
+        rest: list[Attachment] | None = None
+        for attachment in list(self.attachments):
+            if attachment is exclude:
+                continue
+            profile = attachment.profile
+            if attachment.open:
+                data = encoded.get(profile, b"")
+                if data == b"":
+                    template = self._chunk_template(type(event), profile)
+                    data = encoded[profile] = (
+                        None if template is None else template.encode(text, event_id)
+                    )
+                if data is not None:
+                    attachment.deliver_chunk(event_id, data)
+                    continue
+            if rest is None:
+                rest = []
+            rest.append(attachment)
+        return rest
 
     def close(self) -> None:
         """The session closed: detach every attachment and tell its owner."""

@@ -77,7 +77,10 @@ class SessionJournal:
             if pending is None:
                 pending = self._pending = deque()
             pending.append((event_id, event, exclude))
-        if threading.get_ident() == self._loop_thread:
+        # Drain here only when the log already committed this event (the memory log commits on
+        # append): a commit reported from another thread has scheduled a drain of its own, and an
+        # unlocked read that comes too early just leaves the publishing to that drain.
+        if self._durable >= event_id and threading.get_ident() == self._loop_thread:
             self._drain()
 
     def committed(self, head: int) -> None:

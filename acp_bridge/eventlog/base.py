@@ -13,8 +13,8 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import orjson
 
@@ -44,6 +44,8 @@ def now_ms() -> int:
 
 
 _UNSET: Any = object()
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+_new_record = object.__new__
 
 
 class LogRecord:
@@ -91,8 +93,13 @@ class LogRecord:
         occurred_at_ms: int | None = None,
     ) -> LogRecord:
         """A record whose payload is given already encoded as one JSON value (not validated)."""
-        record = cls(kind, _UNSET, headers, occurred_at_ms)
+        # Filled in directly: this runs once per event on the hot path, __init__ twice as slow.
+        record = _new_record(cls)
+        record.kind = kind
+        record._payload = _UNSET
         record._payload_json = payload_json
+        record.headers = _NO_HEADERS if headers is None else headers
+        record.occurred_at_ms = now_ms() if occurred_at_ms is None else occurred_at_ms
         return record
 
     @property
@@ -129,9 +136,12 @@ class LogRecord:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """A record as stored in a topic, with the id the log gave it."""
+class LogEntry(NamedTuple):
+    """A record as stored in a topic, with the id the log gave it.
+
+    A named tuple rather than a frozen dataclass: one is made per appended event, and a tuple is
+    built in half the time (immutable all the same).
+    """
 
     topic: str
     """The topic the record was appended to."""

@@ -584,7 +584,7 @@ class JsonRpcPeer:
             if not batch:
                 return  # closed
             try:
-                if len(batch) > 1 and send_many is not None:
+                if send_many is not None:
                     await send_many(batch)
                 else:
                     await self.transport.send(batch[0])

@@ -26,6 +26,7 @@ from .wire import (
     Message,
     Profile,
     encode_message,
+    stamp_event_id,
 )
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "harn_capability_block",
     "is_content_block",
     "session_update_extensions",
+    "stamp_event_id",
     "strict_tool_call_update",
     "translate",
 ]

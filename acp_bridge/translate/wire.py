@@ -21,6 +21,7 @@ __all__ = [
     "mark_replayed",
     "merge_harn_meta",
     "session_update",
+    "stamp_event_id",
 ]
 
 SESSION_UPDATE_METHOD: Final = "session/update"
@@ -85,6 +86,22 @@ def mark_replayed(message: Message, profile: Profile) -> Message:
         params["replayed"] = True
     if profile is Profile.HARN:
         message["_harn"] = {"replayed": True}
+    return message
+
+
+def stamp_event_id(message: Message, profile: Profile, session_id: str, event_id: int) -> Message:
+    """Put the event-log id on a message (in place) the way ``profile`` carries it."""
+    if profile is Profile.HARN:
+        annotation = message.get("_harn")
+        replayed = bool(annotation.get("replayed")) if isinstance(annotation, dict) else False
+        message["_harn"] = {"eventId": event_id, "sessionId": session_id, "replayed": replayed}
+    else:
+        params = message["params"]
+        meta = params.get("_meta")
+        if not isinstance(meta, dict):
+            params["_meta"] = {"harn": {"eventId": event_id}}
+        else:
+            meta.setdefault("harn", {})["eventId"] = event_id
     return message
 
 

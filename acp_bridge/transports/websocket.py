@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from typing import Any
 
 import orjson
 from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
-from websockets.protocol import State
+from websockets.protocol import SERVER, State
 
 from acp_bridge.rpc.transport import CloseReason, Malformed, Outgoing, decode_message
 
-__all__ = ["CLOSE_CODES", "WebSocketTransport"]
+__all__ = ["CLOSE_CODES", "WebSocketTransport", "text_frame_header"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,20 @@ CLOSE_CODES: dict[CloseReason, int] = {
 
 # RFC 6455 §5.5: a control frame's payload is at most 125 bytes, two of which hold the code.
 _MAX_CLOSE_REASON_BYTES = 123
+
+
+_HEADER_16 = struct.Struct("!BBH").pack
+_HEADER_64 = struct.Struct("!BBQ").pack
+_FIN_TEXT = 0x81  # FIN bit set, opcode 1 (text)
+
+
+def text_frame_header(length: int) -> bytes:
+    """The RFC 6455 header of an unmasked, unfragmented text frame of ``length`` payload bytes."""
+    if length < 126:
+        return bytes((_FIN_TEXT, length))
+    if length < 65536:
+        return _HEADER_16(_FIN_TEXT, 126, length)
+    return _HEADER_64(_FIN_TEXT, 127, length)
 
 
 def _close_reason_text(detail: str) -> str:
@@ -105,9 +120,14 @@ class WebSocketTransport:
         """Send several messages, one text frame each, in one socket write.
 
         A write per frame costs a system call each; a bridge streaming agent events spends most of its
-        time there. This frames every message with the connection's sans-I/O protocol inside its own
-        ``send_context`` (which checks the state, then drains with backpressure), and hands the frames
-        to the socket joined, so the peer sees exactly the frames ``send`` would have produced.
+        time there. This frames every message inside the connection's own ``send_context`` (which
+        checks the state, then drains with backpressure), and hands the frames to the socket joined,
+        so the peer sees exactly the frames ``send`` would have produced.
+
+        A server connection without extensions (no compression: the bridge's default) frames text
+        itself: the header is two or four bytes and the payload goes unmasked, so going through the
+        library's general frame path (a ``Frame`` object, extension hooks, a copy) for each message
+        would cost more than the rest of the write. Anything else goes through the library.
         """
         connection = self._connection
         frames = [m if isinstance(m, bytes) else orjson.dumps(m) for m in messages]
@@ -118,11 +138,24 @@ class WebSocketTransport:
                         await connection.send(frame, text=True)
                     return
                 async with connection.send_context():
-                    for frame in frames:
-                        connection.protocol.send_text(frame)
+                    protocol = connection.protocol
+                    if (
+                        protocol.side is SERVER
+                        and not protocol.extensions
+                        and not protocol.expect_continuation_frame
+                        and not protocol.debug
+                    ):
+                        # Whatever the protocol still holds (normally nothing) goes first.
+                        parts = protocol.data_to_send()
+                        for frame in frames:
+                            parts.append(text_frame_header(len(frame)))
+                            parts.append(frame)
+                    else:
+                        for frame in frames:
+                            protocol.send_text(frame)
+                        parts = protocol.data_to_send()
                     # send_context would write each frame separately on exit; one write instead.
-                    pending = connection.protocol.data_to_send()
-                    connection.transport.write(b"".join(pending))
+                    connection.transport.write(b"".join(parts))
         except ConnectionClosed as exc:
             raise ConnectionError(f"WebSocket connection is closed ({exc})") from exc
 
