@@ -271,13 +271,12 @@ class SqliteEventLog:
         # alone instead of latching the whole log, and later mutation of it cannot leak in.
         payload, headers = _encode_record(topic, record)
         with self._lock:
-            while True:
-                if self._closed:
-                    raise EventLogClosed("event log is closed")
-                self._raise_if_failed()
-                if self._unsettled_count < self._max_pending:
-                    break
-                self._space.wait()
+            if (
+                self._closed
+                or self._failure is not None
+                or self._unsettled_count >= self._max_pending
+            ):
+                self._wait_for_room()
             head = self._heads.get(topic)
             if head is None:
                 # Known topics were validated when first seen; this keeps appends cheap.
@@ -301,6 +300,16 @@ class SqliteEventLog:
             elif len(self._queue) == _BATCH_TARGET:
                 self._work.notify()  # end a commit window early: the batch is big enough
         return entry.id
+
+    def _wait_for_room(self) -> None:
+        """Under the lock: raise if the log is closed or failed, else wait until an entry fits."""
+        while True:
+            if self._closed:
+                raise EventLogClosed("event log is closed")
+            self._raise_if_failed()
+            if self._unsettled_count < self._max_pending:
+                return
+            self._space.wait()
 
     def _run(self, conn: sqlite3.Connection) -> None:
         """Body of the writer thread: commit queued entries until closed and drained."""

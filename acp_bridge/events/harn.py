@@ -53,6 +53,7 @@ from .harn_types import (
 
 __all__ = [
     "EVENT_TYPES",
+    "TEXT_CHUNK_TYPES",
     "AgentEvent",
     "AgentEventBase",
     "AgentLoopStallWarning",
@@ -155,6 +156,17 @@ class AgentThoughtChunk(AgentEventBase):
 
     type: Literal["agent_thought_chunk"] = "agent_thought_chunk"
     content: Str
+
+
+TEXT_CHUNK_TYPES: tuple[type[AgentMessageChunk], type[AgentThoughtChunk]] = (
+    AgentMessageChunk,
+    AgentThoughtChunk,
+)
+"""The streaming text events: ``type``, ``session_id`` and a ``content`` string, nothing else.
+
+An agent emits thousands of them per answer, so the log and the fan-out build their bytes directly
+(for an instance without extra fields), checked byte for byte against the general serialisers.
+"""
 
 
 class UserMessage(AgentEventBase):

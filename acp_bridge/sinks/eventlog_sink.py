@@ -19,11 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from acp_bridge.eventlog import EventLog, LogRecord, sanitize_topic_component
+from acp_bridge.events.harn import TEXT_CHUNK_TYPES, AgentMessageChunk
 from acp_bridge.events.session_event import ACP_KIND_PREFIX, RUNTIME_KIND_PREFIX, SessionEvent
 
 __all__ = [
@@ -45,6 +46,13 @@ def agent_events_topic(session_id: str) -> str:
 
 
 _STATE_LOCK = threading.Lock()
+
+_CHUNK_OPENINGS = {
+    chunk.model_fields["type"].default: b'{"type":"%s","content":'
+    % chunk.model_fields["type"].default.encode()
+    for chunk in TEXT_CHUNK_TYPES
+}
+"""The serde JSON of a text chunk without its session_id, up to its content string."""
 
 
 class EventLogSink:
@@ -81,15 +89,20 @@ class EventLogSink:
     def append(self, event: SessionEvent) -> int | None:
         """Append ``event`` and return its id (``None`` if the append failed; that is logged)."""
         now = time.time_ns() // 1_000_000
-        # The event is serialised exactly once on its way to disk; only its session_id is cut out.
-        body = event.to_json()
         kind = event.type
-        cut = self._prefixes.get(kind)
-        if cut is None:
-            cut = self._prefixes[kind] = self._prefix_of(kind)
-        prefix, keep = cut
-        if body.startswith(prefix):
-            body = body[:keep] + body[len(prefix) :]
+        chunk = cast("AgentMessageChunk", event) if type(event) in TEXT_CHUNK_TYPES else None
+        if chunk is not None and not chunk.__pydantic_extra__:
+            # The most frequent events: their serde form without session_id, written directly.
+            body = _CHUNK_OPENINGS[kind] + orjson.dumps(chunk.content) + b"}"
+        else:
+            # The event is serialised exactly once on its way to disk; only its session_id is cut.
+            body = event.to_json()
+            cut = self._prefixes.get(kind)
+            if cut is None:
+                cut = self._prefixes[kind] = self._prefix_of(kind)
+            prefix, keep = cut
+            if body.startswith(prefix):
+                body = body[:keep] + body[len(prefix) :]
         record = LogRecord.from_json(kind, body, self._headers, now)
         try:
             return self.log.append(self.topic, record)

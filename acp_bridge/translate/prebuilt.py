@@ -22,7 +22,7 @@ from .wire import Profile, encode_message, stamp_event_id
 
 __all__ = ["CHUNK_TYPES", "ChunkTemplate", "chunk_template"]
 
-CHUNK_TYPES: Final = (ev.AgentMessageChunk, ev.AgentThoughtChunk)
+CHUNK_TYPES: Final = ev.TEXT_CHUNK_TYPES
 """The event types whose translation is one message embedding ``content`` verbatim."""
 
 _SENTINEL_TEXT: Final = "\ue000acp-bridge-chunk-text\ue001"

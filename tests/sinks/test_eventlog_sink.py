@@ -7,7 +7,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from acp_bridge.eventlog import EventLog, LogRecord, MemoryEventLog, SqliteEventLog
 from acp_bridge.events import decode_session_event, parse_event
@@ -154,3 +157,39 @@ def test_a_stored_event_of_the_benchmark_mix_takes_at_most_200_bytes(tmp_path: P
     stored, raw = bytes_per_event(5_000, str(tmp_path))
     assert stored <= 200, f"{stored:.1f} bytes per stored event"  # 473 before schema 2 (issue 10)
     assert stored < raw  # less than the events' own JSON: the session id is stored once
+
+
+def general_record_body(event: AgentEventBase) -> bytes:
+    """The serde JSON with the session_id member cut out: what the general path stores."""
+    body = event.to_json()
+    session_field = b'"session_id":' + orjson.dumps(event.session_id) + b","
+    assert session_field in body
+    return body.replace(session_field, b"", 1)
+
+
+@given(
+    session_id=st.text(min_size=1, max_size=30),
+    text=st.text(max_size=200),
+    thought=st.booleans(),
+)
+def test_text_chunks_are_stored_as_the_general_serialiser_writes_them(
+    session_id: str, text: str, thought: bool
+) -> None:
+    # Chunks skip pydantic's serialiser for a direct build; the bytes must not differ.
+    log = MemoryEventLog()
+    chunk_type = h.AgentThoughtChunk if thought else h.AgentMessageChunk
+    event = chunk_type(session_id=session_id, content=text)
+    EventLogSink(log, session_id).append(event)
+    [entry] = log.read_range(agent_events_topic(session_id))
+    assert entry.record.payload_json == general_record_body(event)
+    assert parse_event(event_of(entry.record)) == event
+
+
+def test_a_text_chunk_with_extra_fields_keeps_them(log: EventLog) -> None:
+    event = h.AgentMessageChunk.model_validate(
+        {"session_id": "s", "content": "hi", "from_newer_runtime": 1}
+    )
+    EventLogSink(log, "s").append(event)
+    [entry] = log.read_range(agent_events_topic("s"))
+    assert event_of(entry.record)["from_newer_runtime"] == 1
+    assert parse_event(event_of(entry.record)) == event
