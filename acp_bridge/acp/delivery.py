@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,6 +42,9 @@ class MessageSink(Protocol):
 
     def send(self, message: dict[str, Any] | bytes) -> bool:
         """Queue one message; False if the connection is gone."""
+
+    def send_many(self, messages: list[bytes]) -> bool:
+        """Queue several encoded messages in order; False if the connection is gone."""
 
     async def send_wait(self, message: dict[str, Any] | bytes) -> bool:
         """Queue one message, waiting for room (used for replay)."""
@@ -101,6 +104,15 @@ class Attachment:
         """
         if event_id > self.replayed_through:
             self.sink.send(encoded)
+
+    def deliver_chunks(self, chunks: list[tuple[int, bytes]]) -> None:
+        """Deliver a run of text chunks' notifications (event id, encoded), like
+        :meth:`deliver_chunk` for each, in one hand-off to the connection."""
+        through = self.replayed_through
+        if chunks[0][0] > through:
+            self.sink.send_many([encoded for _, encoded in chunks])
+        else:
+            self.sink.send_many([encoded for event_id, encoded in chunks if event_id > through])
 
     def _write(self, message: Message, encoded: bytes | None = None) -> None:
         checked = self._ensure_tool_call(message)
@@ -257,6 +269,64 @@ class SessionFanout:
                 by_profile[profile] = prepared
             for message, encoded in prepared:
                 attachment.deliver(message, event_id, encoded)
+
+    def publish_batch(self, ready: Sequence[tuple[int, SessionEvent, Attachment | None]]) -> None:
+        """Publish committed events in order, like :meth:`publish` for each; consecutive text chunks
+        shown to everybody go to each attachment in one hand-off."""
+        start, count = 0, len(ready)
+        while start < count:
+            end = start
+            while end < count and type(ready[end][1]) in CHUNK_TYPES and ready[end][2] is None:
+                end += 1
+            if end - start < 2:
+                event_id, event, exclude = ready[start]
+                self.publish(event, event_id, exclude)
+                start += 1
+                continue
+            self._publish_chunk_run(ready[start:end])
+            start = end
+
+    def _publish_chunk_run(
+        self, run: Sequence[tuple[int, SessionEvent, Attachment | None]]
+    ) -> None:
+        """Deliver consecutive text chunks (no attachment excluded) through the templates, one
+        hand-off per attachment; if any attachment can't take them so (gate closed, no template
+        for its profile), the run goes event by event through :meth:`publish`."""
+        attachments = list(self.attachments)
+        encoded: dict[Profile, list[tuple[int, bytes]]] = {}
+        for attachment in attachments:
+            profile = attachment.profile
+            if not attachment.open:
+                break
+            if profile not in encoded:
+                chunks = self._encode_chunks(run, profile)
+                if chunks is None:
+                    break
+                encoded[profile] = chunks
+        else:
+            for attachment in attachments:
+                attachment.deliver_chunks(encoded[attachment.profile])
+            return
+        for event_id, event, exclude in run:
+            self.publish(event, event_id, exclude)
+
+    def _encode_chunks(
+        self, run: Sequence[tuple[int, SessionEvent, Attachment | None]], profile: Profile
+    ) -> list[tuple[int, bytes]] | None:
+        """The run's notifications for ``profile``, or ``None`` if a chunk type has no template."""
+        out: list[tuple[int, bytes]] = []
+        last_type: type | None = None
+        template: ChunkTemplate | None = None
+        for event_id, event, _ in run:
+            chunk_type = type(event)
+            if chunk_type is not last_type:
+                template = self._chunk_template(chunk_type, profile)
+                if template is None:
+                    return None
+                last_type = chunk_type
+            assert template is not None
+            out.append((event_id, template.encode(event.content, event_id)))  # type: ignore[union-attr]
+        return out
 
     def _publish_chunk(
         self, event: SessionEvent, event_id: int, exclude: Attachment | None

@@ -107,9 +107,8 @@ class SessionJournal:
             pending = self._pending
             while pending and pending[0][0] <= durable:  # None or empty: nothing waits
                 ready.append(pending.popleft())
-        for event_id, event, exclude in ready:
-            self._fanout.publish(event, event_id, exclude)
         if ready:
+            self._fanout.publish_batch(ready)
             self._published = ready[-1][0]
             self._wake_waiters()
 

@@ -119,6 +119,35 @@ class Outbox:
                 return self._behind()
         return True
 
+    def put_many(self, messages: list[bytes]) -> bool:
+        """Queue encoded ``messages`` in order, as :meth:`put` would one by one, with one wake-up."""
+        if self._closed:
+            return False
+        if not messages:
+            return True
+        items = self._items
+        if items is None:
+            items = self._items = deque()
+        items.extend(messages)
+        self._bytes += sum(map(len, messages))
+        if self._unfinished == 0:
+            self._idle.clear()
+        self._unfinished += len(messages)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if self._bytes > self.max_bytes:
+            self._overflow(f"{self._bytes} bytes queued (limit {self.max_bytes})")
+            return False
+        count = len(items)
+        if count >= self.soft_limit:
+            self._room.clear()
+            if count > self.soft_limit:
+                return self._behind()
+        return True
+
     async def put_wait(self, message: Outgoing) -> bool:
         """Queue ``message`` once fewer than ``soft_limit`` messages wait; False if closed.
 

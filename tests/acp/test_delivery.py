@@ -18,6 +18,9 @@ class Collect:
         self.sent.append(orjson.loads(message) if isinstance(message, bytes) else message)
         return True
 
+    def send_many(self, messages: list[bytes]) -> bool:
+        return all([self.send(m) for m in messages])
+
     async def send_wait(self, message: dict[str, Any] | bytes) -> bool:
         return self.send(message)
 

@@ -14,9 +14,15 @@ from acp_bridge.translate import Profile, encode_message, stamp_event_id, transl
 class Raw:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
+        self.hand_offs = 0
 
     def send(self, message: dict[str, Any] | bytes) -> bool:
         self.sent.append(message if isinstance(message, bytes) else orjson.dumps(message))
+        return True
+
+    def send_many(self, messages: list[bytes]) -> bool:
+        self.hand_offs += 1
+        self.sent.extend(messages)
         return True
 
     async def send_wait(self, message: dict[str, Any] | bytes) -> bool:
@@ -92,3 +98,69 @@ def test_a_chunk_without_an_event_id_takes_the_general_path() -> None:
     (message,) = [orjson.loads(b) for b in sink.sent]
     assert message["params"]["update"]["content"]["text"] == "no id"
     assert "_meta" not in message["params"]
+
+
+def run_of(events: list[Any], first_id: int = 1) -> list[tuple[int, Any, Attachment | None]]:
+    return [(event_id, event, None) for event_id, event in enumerate(events, start=first_id)]
+
+
+def test_a_batch_gives_the_same_bytes_as_publishing_one_by_one() -> None:
+    events = [
+        AgentMessageChunk(session_id="s1", content="a"),
+        AgentMessageChunk(session_id="s1", content="b"),
+        AgentThoughtChunk(session_id="s1", content="hmm"),
+        ToolCall(
+            session_id="s1", tool_call_id="t1", tool_name="read", raw_input={}, status="pending"
+        ),
+        AgentMessageChunk(session_id="s1", content="c"),
+        AgentMessageChunk(session_id="s1", content="d"),
+    ]
+    for profile in (Profile.STRICT, Profile.HARN):
+        one_by_one, batched = SessionFanout("s1"), SessionFanout("s1")
+        single, batch = attach(one_by_one, profile), attach(batched, profile)
+        for event_id, event, _ in run_of(events):
+            one_by_one.publish(event, event_id)
+        batched.publish_batch(run_of(events))
+        assert batch.sent == single.sent
+        assert len(batch.sent) == len(events)
+
+
+def test_a_run_of_chunks_is_one_hand_off_per_strict_client() -> None:
+    fanout = SessionFanout("s1")
+    first, second = attach(fanout, Profile.STRICT), attach(fanout, Profile.STRICT)
+    fanout.publish_batch(
+        run_of([AgentMessageChunk(session_id="s1", content=str(i)) for i in range(32)])
+    )
+    assert (first.hand_offs, second.hand_offs) == (1, 1)
+    assert first.sent == second.sent
+    assert [orjson.loads(b)["params"]["_meta"]["harn"]["eventId"] for b in first.sent] == list(
+        range(1, 33)
+    )
+
+
+def test_a_batch_respects_a_closed_gate_and_the_replay_cursor() -> None:
+    fanout = SessionFanout("s1")
+    live = attach(fanout, Profile.STRICT)
+    held = attach(fanout, Profile.STRICT, open_gate=False)
+    events = [AgentMessageChunk(session_id="s1", content=str(i)) for i in range(5)]
+    fanout.publish_batch(run_of(events))
+    assert len(live.sent) == 5
+    assert held.sent == []
+    fanout.attachments[1].replayed_through = 3
+    fanout.attachments[1].open_gate()
+    assert held.sent == live.sent[3:]
+
+    caught_up_sink = Raw()
+    caught_up = Attachment("s1", Profile.STRICT, caught_up_sink)
+    caught_up.replayed_through = 7
+    caught_up.open_gate()
+    fanout.attach(caught_up)
+    more = [AgentMessageChunk(session_id="s1", content=str(i)) for i in range(5, 10)]
+    fanout.publish_batch(run_of(more, first_id=6))
+    assert [
+        orjson.loads(b)["params"]["update"]["content"]["text"] for b in caught_up_sink.sent
+    ] == [
+        "7",
+        "8",
+        "9",
+    ]

@@ -94,3 +94,33 @@ async def test_a_drained_outbox_takes_new_messages_and_wakes_a_waiting_taker() -
     outbox.close()
     assert len(outbox) == 0
     assert not outbox.put(b"d")
+
+
+async def test_put_many_queues_in_order_with_one_wake_up() -> None:
+    outbox, _ = make(soft=100)
+    taker = asyncio.ensure_future(outbox.take(max_count=100, max_bytes=1 << 20))
+    await asyncio.sleep(0)  # the taker waits on an empty queue
+    assert outbox.put(b"first")
+    assert outbox.put_many([b"a", b"bb", b"ccc"])
+    assert outbox.put_many([])
+    async with asyncio.timeout(5):
+        batch = await taker
+    assert batch == [b"first", b"a", b"bb", b"ccc"]
+    outbox.done(len(batch))
+    async with asyncio.timeout(5):
+        await outbox.join()
+    assert len(outbox) == 0
+    assert outbox.queued_bytes == 0
+
+
+async def test_put_many_keeps_the_limits_of_put() -> None:
+    outbox, reasons = make(soft=2, grace=0.0, max_bytes=100)
+    assert outbox.put_many([b"1", b"2"])  # at the soft limit, not past it
+    assert not outbox.put_many([b"3"])  # past it with no grace: too slow
+    assert len(reasons) == 1
+    assert "behind" in reasons[0]
+    assert not outbox.put_many([b"4"])  # closed now
+
+    capped, reasons = make(soft=100, max_bytes=10)
+    assert not capped.put_many([b"x" * 6, b"y" * 6])
+    assert reasons == ["12 bytes queued (limit 10)"]
