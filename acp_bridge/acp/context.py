@@ -136,11 +136,12 @@ class BridgeSessionContext:
 
     def emit(self, event: SessionEvent) -> None:
         """Report an event through the sink registry."""
-        if event.session_id != self.session_id:
+        session = self._session
+        if event.session_id != session.session_id:
             raise ValueError(
                 f"event for session {event.session_id!r} emitted through session {self.session_id!r}"
             )
-        if self._abandoned():
+        if session.abandoned and self._abandoned():
             logger.debug(
                 "dropping %s event from an abandoned turn of %s", event.type, self.session_id
             )
