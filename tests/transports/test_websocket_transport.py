@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from acp_bridge.rpc.transport import JSON_NULL, CloseReason, Malformed, Transport
-from acp_bridge.transports.websocket import CLOSE_CODES, WebSocketTransport
+from acp_bridge.transports.websocket import CLOSE_CODES, WebSocketTransport, text_frame_header
 from acp_bridge.transports.websocket_server import ConnectionInfo
 
 from .conftest import Recorder, StartServer, dumps
@@ -193,3 +193,35 @@ async def test_close_to_a_peer_that_stopped_reading_with_a_full_buffer_is_bounde
         await flooding  # the blocked send ends with the connection
         assert connection.state is State.CLOSED
         ws.transport.abort()
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+async def test_send_many_frames_every_length_as_the_library_would(
+    start_server: StartServer, recorder: Recorder, compression: str | None
+) -> None:
+    # The bridge writes text-frame headers itself (no compression): 7-bit, 16-bit and 64-bit
+    # lengths at their edges must reach a standard client intact, in order, as text frames.
+    server = await start_server(recorder, compression=compression is not None)
+    sizes = [0, 1, 125, 126, 127, 65_535, 65_536, 200_000]
+    payloads = [
+        orjson.dumps({"n": i, "pad": "é" * max(0, size // 2 - 20)}) for i, size in enumerate(sizes)
+    ]
+    async with (
+        asyncio.timeout(10),
+        connect(server.url, max_size=None, compression=compression) as ws,
+    ):
+        transport, _ = await recorder.connections.get()
+        assert isinstance(transport, WebSocketTransport)
+        await transport.send_many(list(payloads))
+        await transport.send_many([payloads[1]])  # a batch of one takes the same path
+        received = [await ws.recv() for _ in range(len(payloads) + 1)]
+    assert all(isinstance(frame, str) for frame in received)
+    assert [frame.encode() for frame in received] == [*payloads, payloads[1]]
+
+
+def test_text_frame_headers_follow_rfc_6455() -> None:
+    assert text_frame_header(0) == b"\x81\x00"
+    assert text_frame_header(125) == b"\x81\x7d"
+    assert text_frame_header(126) == b"\x81\x7e\x00\x7e"
+    assert text_frame_header(65_535) == b"\x81\x7e\xff\xff"
+    assert text_frame_header(65_536) == b"\x81\x7f" + (65_536).to_bytes(8, "big")
