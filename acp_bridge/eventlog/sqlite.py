@@ -25,6 +25,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Mapping
 from itertools import islice
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
@@ -87,6 +88,7 @@ CHECKPOINT_BYTES = 4 * 1024 * 1024
 """Payload bytes committed between two WAL checkpoints (about SQLite's own 1,000-page default)."""
 
 _Queued = tuple[LogEntry, bytes, bytes | None]
+_payload_of = itemgetter(1)
 _AsyncFlush = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 """An :meth:`SqliteEventLog.aflush` waiting for the commit count to reach its target."""
 
@@ -330,12 +332,11 @@ class SqliteEventLog:
                     else:
                         queued = self._queue[:_MAX_BATCH]
                         del self._queue[:_MAX_BATCH]
-                batch = [entry for entry, _, _ in queued]
                 if self._before_write is not None:
-                    self._before_write(batch)
+                    self._before_write([entry for entry, _, _ in queued])
                 heads = _write(conn, atoms, queued)
-                self._settle(batch, heads)
-                unchecked += sum(len(payload) for _, payload, _ in queued)
+                self._settle(len(queued), heads)
+                unchecked += sum(map(len, map(_payload_of, queued)))
                 if unchecked >= CHECKPOINT_BYTES:
                     unchecked = 0
                     self._checkpoint_due.set()
@@ -384,20 +385,24 @@ class SqliteEventLog:
             if conn is not None:
                 conn.close()
 
-    def _settle(self, batch: list[LogEntry], heads: dict[str, int]) -> None:
-        """Record that ``batch`` is committed: readers now find it on disk, listeners are told,
-        then flushes may return (in that order, so whoever flushed finds the listeners' work done
-        or at least scheduled ahead of it)."""
+    def _settle(self, count: int, heads: dict[str, int]) -> None:
+        """Record that a batch of ``count`` entries, up to ``heads``, is committed: readers now find
+        it on disk, listeners are told, then flushes may return (in that order, so whoever flushed
+        finds the listeners' work done or at least scheduled ahead of it)."""
         with self._lock:
             for topic, head in heads.items():
                 self._committed[topic] = head
                 unsettled = self._unsettled[topic]
-                while unsettled and unsettled[0].id <= head:
-                    unsettled.popleft()
-                if not unsettled:
+                # Ids are consecutive: the committed ones are the first `head - first + 1`.
+                settled = head - unsettled[0].id + 1
+                if settled >= len(unsettled):
                     del self._unsettled[topic]
-            self._unsettled_count -= len(batch)
-            self._committed_count += len(batch)
+                else:
+                    popleft = unsettled.popleft
+                    for _ in range(settled):
+                        popleft()
+            self._unsettled_count -= count
+            self._committed_count += count
             self._space.notify_all()
         # Outside the lock: a listener may take locks that are held around append().
         self._listeners.notify(heads)
