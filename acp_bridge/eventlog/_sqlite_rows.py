@@ -80,8 +80,10 @@ _INSERT_INTO_EVENTS: Final = (
     "INSERT OR ROLLBACK INTO events (event_key, kind_id, headers_id, occurred_at_ms, payload)"
     " VALUES "
 )
-MAX_ROWS_PER_INSERT: Final = 256
-"""Most rows one multi-row INSERT carries (a power of two; see :func:`statement_sizes`)."""
+MAX_ROWS_PER_INSERT: Final = 64
+"""Most rows one multi-row INSERT carries (a power of two; see :func:`statement_sizes`). The
+prepared statements for 1 to 64 rows take about 180 KiB on the writer's connection, those up to 256
+rows 640 KiB, for 1-5 % less writer CPU at 512 rows per commit."""
 UPDATE_HEAD: Final = "UPDATE topics SET last_id = ? WHERE topic_id = ?"
 SELECT_EVENTS: Final = (
     "SELECT event_key, kind_id, headers_id, occurred_at_ms, payload FROM events"

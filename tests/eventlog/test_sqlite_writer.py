@@ -11,6 +11,7 @@ import pytest
 
 from acp_bridge.eventlog import EventLogError, LogRecord, SqliteEventLog, _sqlite_rows
 from acp_bridge.eventlog._sqlite_rows import (
+    MAX_ROWS_PER_INSERT,
     event_key,
     insert_rows,
     insert_run,
@@ -57,10 +58,10 @@ def test_statement_sizes_are_powers_of_two_up_to_the_most(
 
 def test_rows_per_insert_fits_the_parameter_limit() -> None:
     with closing(sqlite3.connect(":memory:")) as conn:
-        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
-        assert rows_per_insert(conn) == 256
         conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # SQLite before 3.32
-        assert rows_per_insert(conn) == 128
+        assert rows_per_insert(conn) == MAX_ROWS_PER_INSERT == 64
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 200)
+        assert rows_per_insert(conn) == 32
         conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 7)
         assert rows_per_insert(conn) == 1
 
@@ -88,13 +89,13 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-@pytest.mark.parametrize("most", [4, 256])
+@pytest.mark.parametrize("most", [4, 64, 256])
 def test_a_batch_spanning_several_statements_is_stored_whole(
     db: Path, gate: WriterGate, monkeypatch: pytest.MonkeyPatch, scenario: str, most: int
 ) -> None:
     monkeypatch.setattr(_sqlite_rows, "MAX_ROWS_PER_INSERT", most)
     where = SCENARIOS[scenario]
-    count = 549  # 256 + 256 + 32 + 4 + 1: several statements and a remainder
+    count = 549  # e.g. 8 x 64 + 32 + 4 + 1: several statements and a remainder
     expected: dict[str, list[tuple[int, str, dict[str, str], int, object]]] = {}
     log = SqliteEventLog(db)
     log._before_write = gate
@@ -149,7 +150,7 @@ def test_a_batch_failing_in_a_later_statement_leaves_nothing_of_it(
         log._before_write = gate
         log.append("s", record(10, {"session_id": "s"}))  # id 11, held by the gate
         assert gate.entered.wait(5)
-        for n in range(11, 11 + 300):  # ids 12..311: statements of 256, 32, 8 and 4 rows
+        for n in range(11, 11 + 300):  # ids 12..311: statements of 4 x 64, 32, 8 and 4 rows
             log.append("s", record(n, {"session_id": "s"}))
         with closing(sqlite3.connect(db)) as conn:
             # A row in the way of the batch's last statement, from somebody else.
