@@ -281,15 +281,16 @@ class SqliteEventLog:
                 or self._unsettled_count >= self._max_pending
             ):
                 self._wait_for_room()
-            head = self._heads.get(topic)
+            heads = self._heads
+            head = heads.get(topic)
             if head is None:
                 # Known topics were validated when first seen; this keeps appends cheap.
                 validate_topic(topic)
                 head = 0
             if head >= MAX_EVENT_ID:
                 raise EventLogError(f"topic {topic!r} is full ({MAX_EVENT_ID} events)")
-            entry = LogEntry(topic, head + 1, record)
-            self._heads[topic] = entry.id
+            event_id = heads[topic] = head + 1
+            entry = _new_entry(LogEntry, (topic, event_id, record))
             unsettled = self._unsettled.get(topic)
             if unsettled is None:
                 unsettled = self._unsettled[topic] = deque()
@@ -303,7 +304,7 @@ class SqliteEventLog:
                 self._work.notify()
             elif len(self._queue) == _BATCH_TARGET:
                 self._work.notify()  # end a commit window early: the batch is big enough
-        return entry.id
+        return event_id
 
     def _wait_for_room(self) -> None:
         """Under the lock: raise if the log is closed or failed, else wait until an entry fits."""
@@ -768,6 +769,10 @@ class SqliteEventLog:
     def _check_open(self) -> None:
         if self._closed:
             raise EventLogClosed("event log is closed")
+
+
+_new_entry = tuple.__new__
+"""Makes a :class:`LogEntry` without its Python-level ``__new__`` (one per append)."""
 
 
 def _write(conn: sqlite3.Connection, atoms: AtomWriter, queued: list[_Queued]) -> dict[str, int]:
