@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
 from acp_bridge.eventlog import EventLog, LogRecord, sanitize_topic_component
-from acp_bridge.events.harn import TEXT_CHUNK_TYPES, AgentMessageChunk
+from acp_bridge.events.harn import TEXT_CHUNK_TYPES
 from acp_bridge.events.session_event import ACP_KIND_PREFIX, RUNTIME_KIND_PREFIX, SessionEvent
 
 __all__ = [
@@ -90,10 +90,9 @@ class EventLogSink:
         """Append ``event`` and return its id (``None`` if the append failed; that is logged)."""
         now = time.time_ns() // 1_000_000
         kind = event.type
-        chunk = cast("AgentMessageChunk", event) if type(event) in TEXT_CHUNK_TYPES else None
-        if chunk is not None and not chunk.__pydantic_extra__:
+        if type(event) in TEXT_CHUNK_TYPES and not event.__pydantic_extra__:  # type: ignore[union-attr]
             # The most frequent events: their serde form without session_id, written directly.
-            body = _CHUNK_OPENINGS[kind] + orjson.dumps(chunk.content) + b"}"
+            body = _CHUNK_OPENINGS[kind] + orjson.dumps(event.content) + b"}"  # type: ignore[union-attr]
         else:
             # The event is serialised exactly once on its way to disk; only its session_id is cut.
             body = event.to_json()
