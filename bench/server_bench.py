@@ -196,7 +196,10 @@ async def _serve_bridge(log_path: str) -> tuple[Any, str]:
             await drive(n, rate, emit_one, False)
             return StopReason.END_TURN
 
-    options = ServerOptions(port=0, event_log=f"sqlite:{log_path}", profile=Profile.STRICT)
+    # tune_gc: as `acp-bridge serve` runs it.
+    options = ServerOptions(
+        port=0, event_log=f"sqlite:{log_path}", profile=Profile.STRICT, tune_gc=True
+    )
     server = BridgeServer(BenchBackend(name="bench"), options)
     await server.start()
     return server.stop, server.url

@@ -11,6 +11,7 @@ from .server import (
     default_event_log_spec,
     serve,
     serve_stdio,
+    tune_gc,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "default_event_log_spec",
     "serve",
     "serve_stdio",
+    "tune_gc",
 ]

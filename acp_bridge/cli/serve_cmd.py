@@ -282,6 +282,7 @@ async def _serve(args: argparse.Namespace) -> int:
         slow_client_grace=args.slow_client_grace,
         eof_grace=args.eof_grace,
         inspector=args.inspector,
+        tune_gc=True,  # this process is ours: see ServerOptions.tune_gc
     )
     if args.stdio:
         await serve_stdio(backend, options)
