@@ -39,18 +39,17 @@ def test_strict_templates_match_the_general_path(
         assert template.encode(text, event_id) == general(event, event_id, Profile.STRICT)
 
 
-@pytest.mark.parametrize("text", TEXTS)
-def test_the_harn_thought_template_matches_the_general_path(text: str) -> None:
-    # Keys sorted: the root "_harn" member (with the id) comes before the text.
-    template = chunk_template(AgentThoughtChunk, "s", Profile.HARN)
+@pytest.mark.parametrize("chunk_type", [AgentMessageChunk, AgentThoughtChunk])
+@pytest.mark.parametrize("text", [*TEXTS, "  padded  ", "<think>x</think>", "DONE", "a\r\n\n\n\nb"])
+def test_harn_templates_match_the_general_path(
+    chunk_type: type[AgentMessageChunk], text: str
+) -> None:
+    # Keys sorted: the root "_harn" member (with the id) comes first; message chunks carry the
+    # visible copy (Harn's sanitiser) twice besides the text.
+    template = chunk_template(chunk_type, "s", Profile.HARN)
     assert template is not None
-    event = AgentThoughtChunk(session_id="s", content=text)
+    event = chunk_type(session_id="s", content=text)
     assert template.encode(text, 77) == general(event, 77, Profile.HARN)
-
-
-def test_no_template_when_the_text_is_copied() -> None:
-    # Harn's message chunks carry visible_text/visible_delta copies of the text.
-    assert chunk_template(AgentMessageChunk, "s", Profile.HARN) is None
 
 
 @given(
@@ -58,10 +57,30 @@ def test_no_template_when_the_text_is_copied() -> None:
     text=st.text(max_size=300),
     event_id=st.integers(min_value=1, max_value=2**53),
     thought=st.booleans(),
+    profile=st.sampled_from([Profile.STRICT, Profile.HARN]),
 )
-def test_any_session_text_and_id(session_id: str, text: str, event_id: int, thought: bool) -> None:
+def test_any_session_text_and_id(
+    session_id: str, text: str, event_id: int, thought: bool, profile: Profile
+) -> None:
     chunk_type = AgentThoughtChunk if thought else AgentMessageChunk
-    template = chunk_template(chunk_type, session_id, Profile.STRICT)
+    template = chunk_template(chunk_type, session_id, profile)
     assert template is not None
     event = chunk_type(session_id=session_id, content=text)
-    assert template.encode(text, event_id) == general(event, event_id, Profile.STRICT)
+    assert template.encode(text, event_id) == general(event, event_id, profile)
+
+
+def test_no_template_for_a_translation_it_cannot_reproduce(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A builder that does more with the text than embed it (here: upper-cases it, except the
+    # sentinel's) passes the slotting and fails the probe check; the fan-out keeps the general path.
+    import acp_bridge.translate.prebuilt as prebuilt
+
+    real = prebuilt.translate
+
+    def shouting(event: AgentMessageChunk, profile: Profile) -> list[dict[str, object]]:
+        messages = real(event, profile=profile)
+        if "\ue000" not in event.content:
+            messages[0]["params"]["update"]["content"]["text"] = event.content.upper()  # type: ignore[index]
+        return messages
+
+    monkeypatch.setattr(prebuilt, "translate", shouting)
+    assert chunk_template(AgentMessageChunk, "s", Profile.STRICT) is None
