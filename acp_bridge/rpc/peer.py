@@ -404,6 +404,9 @@ class JsonRpcPeer:
                     self._input_ended = True
                     break
                 await self._dispatch(message)
+                # Not kept while waiting for the next one: an idle connection would hold its last
+                # request (params and all) for as long as it stays open.
+                message = None
             if (
                 self._input_ended
                 and not self._closed.is_set()
