@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
@@ -131,6 +132,8 @@ async def test_an_idle_peer_does_not_hold_the_last_request() -> None:
         assert (await client.call("inline_echo", {"n": 2}, request_id=2))["result"] == {"n": 2}
         gc.collect()
         assert [ref() for ref in transport.params] == [None, None]
+        # Nor the table its finished requests grew.
+        assert sys.getsizeof(peer._inflight) == sys.getsizeof({})
         # Still serving afterwards.
         assert (await client.call("echo", {"n": 3}, request_id=3))["result"] == {"n": 3}
     finally:
