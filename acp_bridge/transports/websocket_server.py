@@ -120,7 +120,7 @@ class WebSocketServerConfig:
                 raise ValueError(f"invalid allowed host {entry!r} (expected NAME or NAME:PORT)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConnectionInfo:
     """What the handler learns about an accepted connection."""
 

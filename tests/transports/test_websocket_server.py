@@ -345,6 +345,7 @@ async def test_an_open_connection_keeps_its_info_but_not_the_handshake_headers(
         assert vars(connection).keys().isdisjoint({"connection_id", "principal", "mounted"})
         assert connection.connection_id == info.connection_id
     assert (info.origin, info.user_agent) == ("https://app.example", "probe/2")
+    assert not hasattr(info, "__dict__")  # held for the connection's lifetime: slots
 
 
 async def test_each_connection_gets_its_own_id(
