@@ -67,7 +67,9 @@ class Attachment:
     profile: Profile
     sink: MessageSink
     open: bool = False
-    announced: set[str] = field(default_factory=set)
+    announced: set[str] | None = None
+    """The tool call ids this client has seen created (made by the first one: most sessions
+    never run a tool, and an empty set costs 216 bytes)."""
     held: list[tuple[int | None, Message, bytes | None]] = field(default_factory=list)
     replayed_through: int = 0
     on_closed: Callable[[Attachment], None] | None = None
@@ -127,20 +129,31 @@ class Attachment:
         update = message["params"]["update"]
         kind = update.get("sessionUpdate")
         if kind == "tool_call":
-            self.announced.add(update["toolCallId"])
-        elif kind == "tool_call_update" and update.get("toolCallId") not in self.announced:
+            self._announce(update["toolCallId"])
+        elif kind == "tool_call_update" and not self._was_announced(update.get("toolCallId")):
             # Turn the first update we have for this id into its creation.
             message = copy.deepcopy(message)
             update = message["params"]["update"]
             update["sessionUpdate"] = "tool_call"
             update.setdefault("title", update["toolCallId"])
-            self.announced.add(update["toolCallId"])
+            self._announce(update["toolCallId"])
         return message
+
+    def _announce(self, tool_call_id: str) -> None:
+        announced = self.announced
+        if announced is None:
+            self.announced = {tool_call_id}
+        else:
+            announced.add(tool_call_id)
+
+    def _was_announced(self, tool_call_id: Any) -> bool:
+        announced = self.announced
+        return announced is not None and tool_call_id in announced
 
     def ensure_announced(self, tool_call: dict[str, Any]) -> None:
         """Before a permission request: make sure this client has seen the tool call it names."""
         tool_call_id = tool_call.get("toolCallId")
-        if not isinstance(tool_call_id, str) or tool_call_id in self.announced:
+        if not isinstance(tool_call_id, str) or self._was_announced(tool_call_id):
             return
         update = {key: value for key, value in tool_call.items() if value is not None}
         update["sessionUpdate"] = "tool_call"

@@ -404,6 +404,9 @@ class JsonRpcPeer:
                     self._input_ended = True
                     break
                 await self._dispatch(message)
+                # Not kept while waiting for the next one: an idle connection would hold its last
+                # request (params and all) for as long as it stays open.
+                message = None
             if (
                 self._input_ended
                 and not self._closed.is_set()
@@ -671,7 +674,11 @@ class JsonRpcPeer:
         task.add_done_callback(lambda done: self._request_done(done, ctx))
 
     def _request_done(self, task: asyncio.Task[None], ctx: RequestContext) -> None:
-        self._inflight.pop(ctx.request_id, None)
+        inflight = self._inflight
+        inflight.pop(ctx.request_id, None)
+        if not inflight:
+            # An emptied dict keeps its grown table; clear() gives it back while the peer idles.
+            inflight.clear()
         # A cancelled request still gets an answer (ACP/$/cancel_request). This runs as a done
         # callback because a task cancelled before its first step never enters its own try block.
         if task.cancelled() and ctx.cancelled_by_peer and not self._closed.is_set():

@@ -75,3 +75,28 @@ def test_an_update_for_an_unknown_tool_call_becomes_its_creation() -> None:
         for m in sink.sent
     ]
     assert kinds == [("tool_call", "t1"), ("tool_call_update", None)]
+
+
+def test_the_announced_set_is_made_by_the_first_tool_call_and_then_kept() -> None:
+    # Issue 10 (idle memory): an attachment that never sees a tool call holds no set.
+    sink = Collect()
+    attachment = Attachment("s", Profile.STRICT, sink)
+    attachment.open_gate()
+    attachment.deliver(chunk("no tools yet"))
+    assert attachment.announced is None
+    attachment.deliver(update("tool_call", toolCallId="t1", title="Read"))
+    attachment.deliver(update("tool_call_update", toolCallId="t1", status="completed"))
+    attachment.deliver(update("tool_call_update", toolCallId="t2", status="completed"))
+    attachment.ensure_announced({"toolCallId": "t2", "title": "Edit"})
+    attachment.ensure_announced({"toolCallId": "t3", "title": "Run"})
+    kinds = [
+        (m["params"]["update"]["sessionUpdate"], m["params"]["update"]["toolCallId"])
+        for m in sink.sent[1:]
+    ]
+    assert kinds == [
+        ("tool_call", "t1"),
+        ("tool_call_update", "t1"),
+        ("tool_call", "t2"),
+        ("tool_call", "t3"),
+    ]
+    assert attachment.announced == {"t1", "t2", "t3"}

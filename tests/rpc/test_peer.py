@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import sys
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -90,6 +93,53 @@ async def test_request_response(pair: tuple[JsonRpcPeer, Client]) -> None:
         "id": "abc",
         "result": {"echo": {"a": 1, "unknownField": [1]}},
     }
+
+
+class _Params(dict[str, Any]):
+    """A dict a test can hold a weak reference to."""
+
+
+class WeakParamsTransport(MemoryTransport):
+    """Hands up every request's params as a :class:`_Params` and keeps a weak reference to it."""
+
+    def __init__(self, inbox: Any, outbox: Any) -> None:
+        super().__init__(inbox, outbox)
+        self.params: list[weakref.ref[_Params]] = []
+
+    async def receive(self) -> Any:
+        message = await super().receive()
+        if isinstance(message, dict) and isinstance(message.get("params"), dict):
+            message["params"] = params = _Params(message["params"])
+            self.params.append(weakref.ref(params))
+        return message
+
+
+async def test_an_idle_peer_does_not_hold_the_last_request() -> None:
+    # Issue 10 (idle memory): the receive loop drops a message once it is dispatched.
+    server_side, client_side = memory_transport_pair()
+    transport = WeakParamsTransport(server_side._inbox, server_side._outbox)
+    peer = JsonRpcPeer(transport, name="test")
+
+    async def echo(params: dict[str, Any], ctx: RequestContext) -> Any:
+        return {"n": params["n"]}
+
+    peer.add_method("echo", echo)
+    peer.add_method("inline_echo", echo, inline=True)
+    task = asyncio.create_task(peer.run())
+    client = Client(client_side)
+    try:
+        assert (await client.call("echo", {"n": 1}))["result"] == {"n": 1}
+        assert (await client.call("inline_echo", {"n": 2}, request_id=2))["result"] == {"n": 2}
+        gc.collect()
+        assert [ref() for ref in transport.params] == [None, None]
+        # Nor the table its finished requests grew.
+        assert sys.getsizeof(peer._inflight) == sys.getsizeof({})
+        # Still serving afterwards.
+        assert (await client.call("echo", {"n": 3}, request_id=3))["result"] == {"n": 3}
+    finally:
+        await client_side.close()
+        async with asyncio.timeout(5):
+            await task
 
 
 async def test_missing_params_is_an_empty_object(pair: tuple[JsonRpcPeer, Client]) -> None:

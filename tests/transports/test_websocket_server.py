@@ -326,6 +326,28 @@ async def test_connection_id_header_matches_connection_info(
     assert ws.response.headers["Server"].startswith("acp-bridge/")
 
 
+async def test_an_open_connection_keeps_its_info_but_not_the_handshake_headers(
+    start_server: StartServer, recorder: Recorder
+) -> None:
+    # Issue 10 (idle memory): the headers are read into ConnectionInfo, then freed.
+    server = await start_server(recorder, allowed_origins=("https://app.example",))
+    async with (
+        asyncio.timeout(5),
+        connect(server.url, user_agent_header="probe/2", origin="https://app.example") as ws,
+    ):
+        transport, info = await recorder.connections.get()
+        await ws.send(dumps({"ping": 1}))
+        assert await recorder.received.get() == {"ping": 1}
+        connection = transport.connection  # type: ignore[attr-defined]
+        assert connection.request is not None  # the library's "handshake done" marker
+        assert not connection.request.headers
+        assert connection.response is None
+        assert vars(connection).keys().isdisjoint({"connection_id", "principal", "mounted"})
+        assert connection.connection_id == info.connection_id
+    assert (info.origin, info.user_agent) == ("https://app.example", "probe/2")
+    assert not hasattr(info, "__dict__")  # held for the connection's lifetime: slots
+
+
 async def test_each_connection_gets_its_own_id(
     start_server: StartServer, recorder: Recorder
 ) -> None:
