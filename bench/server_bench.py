@@ -9,7 +9,8 @@ another process pinned to CPU 1, which timestamps every frame as it receives it:
 
 * **acp_bridge**: a backend whose prompt emits ``AgentMessageChunk`` events with ``ctx.emit`` (sink
   registry → session journal → ``EventLogSink`` on SQLite → fan-out → translation → outbox →
-  WebSocket), strict profile, compression off (the bridge default);
+  WebSocket), strict profile, compression off (the bridge default), GC tuned as ``acp-bridge serve``
+  does; the same in Harn's profile is measured for context;
 * **ACP SDK**: the official SDK's ``AgentSideConnection`` served by a plain ``websockets`` server through
   a 15-line ``Transport`` adapter, sending with ``conn.session_update(...)`` from its prompt handler;
 * **floor**: a plain ``websockets`` server sending dicts encoded with ``orjson``.
@@ -49,11 +50,13 @@ import orjson
 
 from bench._machine import machine
 
-SYSTEMS = ("bridge", "sdk", "sdk-json", "floor")
-"""Flat out; ``sdk-json`` (the SDK behind the reference's stdlib-``json`` adapter) is shown for context."""
+SYSTEMS = ("bridge", "bridge-harn", "sdk", "sdk-json", "floor")
+"""Flat out; ``bridge-harn`` (Harn's wire profile) and ``sdk-json`` (the SDK behind the reference's
+stdlib-``json`` adapter) are shown for context."""
 PACED_SYSTEMS = ("bridge", "sdk", "floor")
 LABELS = {
     "bridge": "acp_bridge (SQLite log, strict)",
+    "bridge-harn": "acp_bridge (SQLite log, harn profile; context)",
     "sdk": "ACP SDK 0.12.1 `AgentSideConnection`, orjson adapter",
     "sdk-json": "ACP SDK 0.12.1, stdlib-`json` adapter (context)",
     "floor": "floor: `websockets` + `orjson`",
@@ -179,7 +182,7 @@ def _cpu_seconds(pid: int) -> tuple[float, float]:
 # --- servers (each runs in its own process) -----------------------------------------------------------
 
 
-async def _serve_bridge(log_path: str) -> tuple[Any, str]:
+async def _serve_bridge(log_path: str, harn: bool = False) -> tuple[Any, str]:
     from acp_bridge.agents.base import BaseBackend, SessionContext, StopReason
     from acp_bridge.app import BridgeServer, ServerOptions
     from acp_bridge.events.harn import AgentMessageChunk
@@ -197,9 +200,8 @@ async def _serve_bridge(log_path: str) -> tuple[Any, str]:
             return StopReason.END_TURN
 
     # tune_gc: as `acp-bridge serve` runs it.
-    options = ServerOptions(
-        port=0, event_log=f"sqlite:{log_path}", profile=Profile.STRICT, tune_gc=True
-    )
+    profile = Profile.HARN if harn else Profile.STRICT
+    options = ServerOptions(port=0, event_log=f"sqlite:{log_path}", profile=profile, tune_gc=True)
     server = BridgeServer(BenchBackend(name="bench"), options)
     await server.start()
     return server.stop, server.url
@@ -337,6 +339,8 @@ def server_main(system: str, pipe: Any, log_path: str, trace: bool) -> None:
 async def _server_loop(system: str, pipe: Any, log_path: str) -> None:
     if system == "bridge":
         stop, url = await _serve_bridge(log_path)
+    elif system == "bridge-harn":
+        stop, url = await _serve_bridge(log_path, harn=True)
     elif system == "sdk":
         stop, url = await _serve_sdk()
     elif system == "sdk-json":

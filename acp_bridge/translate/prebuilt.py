@@ -31,6 +31,7 @@ CHUNK_TYPES: Final = ev.TEXT_CHUNK_TYPES
 _SENTINEL_TEXT: Final = "  \ue000acp-bridge-chunk-text\ue001  "
 _SENTINEL_ID: Final = 8_642_097_531_864_209_753
 _TEXT, _VISIBLE, _ID = "text", "visible", "id"
+_HARN_MESSAGE: Final = (_ID, _VISIBLE, _VISIBLE, _TEXT)
 
 _PROBES: Final = (
     "",
@@ -67,6 +68,9 @@ class ChunkTemplate:
             return self._format % (orjson.dumps(text), event_id)
         if order == (_ID, _TEXT):  # harn thought chunks (sorted keys: "_harn" first)
             return self._format % (event_id, orjson.dumps(text))
+        if order == _HARN_MESSAGE:  # visible_delta, visible_text, then the text itself
+            visible = orjson.dumps(sanitize_visible_text(text, partial=True))
+            return self._format % (event_id, visible, visible, orjson.dumps(text))
         text_json = orjson.dumps(text)
         visible_json = (
             orjson.dumps(sanitize_visible_text(text, partial=True)) if _VISIBLE in order else b""

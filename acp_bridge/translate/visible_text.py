@@ -129,6 +129,24 @@ _PARTIAL_MARKERS: Final = (
 _MARKER_CHARS: Final = frozenset("".join(_PARTIAL_MARKERS))
 
 
+def _marker_prefixes() -> dict[str, tuple[tuple[int, int], ...]]:
+    """Every proper prefix of a partial marker, with where it comes in the hold-back's search
+    order: (marker index, minus its length), so sorting the hits gives that order."""
+    found: dict[str, list[tuple[int, int]]] = {}
+    for index, marker in enumerate(_PARTIAL_MARKERS):
+        for length in range(len(marker) - 1, 0, -1):
+            found.setdefault(marker[:length], []).append((index, -length))
+    return {prefix: tuple(hits) for prefix, hits in found.items()}
+
+
+_MARKER_PREFIXES: Final = _marker_prefixes()
+_LONGEST_MARKER_PREFIX: Final = max(map(len, _MARKER_PREFIXES))
+_MARKER_PREFIX_START: Final = re.compile(
+    "[" + "".join(sorted({re.escape(prefix[0]) for prefix in _MARKER_PREFIXES})) + "]"
+)
+"""Where a marker prefix can begin: the markers' first characters."""
+
+
 def sanitize_visible_text(text: str, *, partial: bool) -> str:
     """The part of an assistant message a host should show (``partial``: the text is still streaming)."""
     if _ANY_MARKUP.search(text) is None:
@@ -412,11 +430,21 @@ def _hold_back_marker_prefix(text: str) -> str:
     """While streaming: a line ending in the start of a marker (``<tool_ca``, ``DON``) waits for more."""
     if not text or text[-1] not in _MARKER_CHARS:
         return text  # no prefix of any marker can end here
+    # Each marker, longest prefix first, in _PARTIAL_MARKERS order: the first prefix the text ends
+    # with that starts a protocol tag is held back. Found by looking the text's tails up (a few
+    # dict lookups, only where a marker could begin) rather than trying every prefix of every
+    # marker (~140 endswith calls).
+    hits: list[tuple[int, int]] = []
+    for start in _MARKER_PREFIX_START.finditer(text, max(0, len(text) - _LONGEST_MARKER_PREFIX)):
+        found = _MARKER_PREFIXES.get(text[start.start() :])
+        if found is not None:
+            hits.extend(found)
+    if not hits:
+        return text
+    hits.sort()
     positions = _Positions(text)
-    for marker in _PARTIAL_MARKERS:
-        for length in range(len(marker) - 1, 0, -1):
-            if text.endswith(marker[:length]):
-                cut = len(text) - length
-                if positions.protocol_tag_at(cut):
-                    return text[:cut]
+    for _, minus_length in hits:
+        cut = len(text) + minus_length
+        if positions.protocol_tag_at(cut):
+            return text[:cut]
     return text

@@ -265,3 +265,54 @@ def test_the_shortcut_agrees_with_every_rule(pieces: list[str], partial: bool) -
 def test_any_text_gives_a_trimmed_string(text: str, partial: bool) -> None:
     result = _sanitize(text, partial)
     assert result == result.strip(" \t\r\n")
+
+
+def _hold_back_by_trying_every_prefix(text: str) -> str:
+    """The hold-back as first written: every prefix of every marker, in order (the reference)."""
+    from acp_bridge.translate import visible_text as vt
+
+    if not text or text[-1] not in vt._MARKER_CHARS:
+        return text
+    positions = vt._Positions(text)
+    for marker in vt._PARTIAL_MARKERS:
+        for length in range(len(marker) - 1, 0, -1):
+            if text.endswith(marker[:length]):
+                cut = len(text) - length
+                if positions.protocol_tag_at(cut):
+                    return text[:cut]
+    return text
+
+
+_PIECES = st.sampled_from(
+    [
+        "a",
+        " ",
+        "\n",
+        "`",
+        "```",
+        "<",
+        "<tool",
+        "<tool_ca",
+        "<|tool",
+        "DON",
+        "DONE",
+        "PLAN_RE",
+        "[result",
+        "[result of",
+        "<done",
+        "<assistant_pr",
+        "<user_resp",
+        "<tool_resu",
+        "##",
+        "x.",
+        "é",
+    ]
+)
+
+
+@settings(max_examples=500)
+@given(st.lists(_PIECES, max_size=12).map("".join))
+def test_the_marker_hold_back_finds_what_trying_every_prefix_finds(text: str) -> None:
+    from acp_bridge.translate.visible_text import _hold_back_marker_prefix
+
+    assert _hold_back_marker_prefix(text) == _hold_back_by_trying_every_prefix(text)
