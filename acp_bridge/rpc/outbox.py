@@ -100,24 +100,9 @@ class Outbox:
         if items is None:
             items = self._items = deque()
         items.append(message)
-        self._bytes += len(message) if type(message) is bytes else DICT_FRAME_ESTIMATE
-        self._unfinished += 1
-        if self._unfinished == 1:
-            self._idle.clear()
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-        if self._bytes > self.max_bytes:
-            self._overflow(f"{self._bytes} bytes queued (limit {self.max_bytes})")
-            return False
-        count = len(items)
-        if count >= self.soft_limit:
-            self._room.clear()
-            if count > self.soft_limit:
-                return self._behind()
-        return True
+        return self._queued(
+            items, 1, len(message) if type(message) is bytes else DICT_FRAME_ESTIMATE
+        )
 
     def put_many(self, messages: list[bytes]) -> bool:
         """Queue encoded ``messages`` in order, as :meth:`put` would one by one, with one wake-up."""
@@ -129,10 +114,15 @@ class Outbox:
         if items is None:
             items = self._items = deque()
         items.extend(messages)
-        self._bytes += sum(map(len, messages))
+        return self._queued(items, len(messages), sum(map(len, messages)))
+
+    def _queued(self, items: deque[Outgoing], count: int, size: int) -> bool:
+        """Account for ``count`` messages (``size`` bytes) just queued: wake the writer, then apply
+        the byte cap and the soft limit. False if the queue overflowed."""
+        self._bytes += size
         if self._unfinished == 0:
             self._idle.clear()
-        self._unfinished += len(messages)
+        self._unfinished += count
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -141,10 +131,10 @@ class Outbox:
         if self._bytes > self.max_bytes:
             self._overflow(f"{self._bytes} bytes queued (limit {self.max_bytes})")
             return False
-        count = len(items)
-        if count >= self.soft_limit:
+        queued = len(items)
+        if queued >= self.soft_limit:
             self._room.clear()
-            if count > self.soft_limit:
+            if queued > self.soft_limit:
                 return self._behind()
         return True
 

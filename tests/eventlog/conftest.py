@@ -10,7 +10,7 @@ import pytest
 
 from acp_bridge.eventlog import EventLog, EventLogError
 
-from .eventlog_support import BACKENDS, MakeLog, new_log
+from .eventlog_support import BACKENDS, MakeLog, WriterGate, new_log
 
 
 @pytest.fixture(params=BACKENDS)
@@ -42,3 +42,17 @@ def make_log(backend: str, tmp_path: Path) -> Iterator[MakeLog]:
 @pytest.fixture
 def log(make_log: MakeLog) -> EventLog:
     return make_log()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Where a SQLite event log under test lives."""
+    return tmp_path / "events.db"
+
+
+@pytest.fixture
+def gate() -> Iterator[WriterGate]:
+    """Holds the SQLite writer thread before its next batch until released."""
+    gate = WriterGate()
+    yield gate
+    gate.release()  # never leave the writer stuck, whatever the test did

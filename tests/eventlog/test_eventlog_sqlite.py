@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -18,18 +17,6 @@ from acp_bridge.eventlog import EventLogClosed, EventLogError, LogRecord, Sqlite
 from acp_bridge.eventlog.sqlite import SCHEMA_VERSION
 
 from .eventlog_support import WriterGate, ids, rec, subscription
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "events.db"
-
-
-@pytest.fixture
-def gate() -> Iterator[WriterGate]:
-    gate = WriterGate()
-    yield gate
-    gate.release()  # never leave the writer stuck, whatever the test did
 
 
 def stored_rows(db: Path, topic: str = "t") -> list[tuple[int, bytes]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -24,18 +24,6 @@ from acp_bridge.eventlog.sqlite import _write
 from .eventlog_support import WriterGate
 
 KINDS = ("chunk", "thought", "tool_call", "plan")
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "events.db"
-
-
-@pytest.fixture
-def gate() -> Iterator[WriterGate]:
-    gate = WriterGate()
-    yield gate
-    gate.release()
 
 
 @pytest.mark.parametrize(
