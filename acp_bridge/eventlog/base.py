@@ -296,7 +296,10 @@ class EventLog(Protocol):
         Listeners run on the thread that made the records durable (a writer thread, or the
         appending thread for a log that is durable on append), in commit order, never while the
         log holds its own lock, and before anyone waiting in :meth:`flush`/:meth:`aflush` for those
-        records is woken.
+        records is woken. A commit is reported either from inside :meth:`append` or from a thread
+        of the log's own, never from a later callback on the appending thread: the ACP layer's
+        session journal publishes on that rule (it drains on append only when the append itself
+        reported the commit, and leaves the rest to the drain a cross-thread report schedules).
         """
         ...
 

@@ -90,7 +90,11 @@ class EventLogSink:
         """Append ``event`` and return its id (``None`` if the append failed; that is logged)."""
         now = time.time_ns() // 1_000_000
         kind = event.type
-        if type(event) in TEXT_CHUNK_TYPES and not event.__pydantic_extra__:  # type: ignore[union-attr]
+        if (
+            type(event) in TEXT_CHUNK_TYPES
+            and not event.__pydantic_extra__  # type: ignore[union-attr]
+            and event.session_id == self.session_id
+        ):
             # The most frequent events: their serde form without session_id, written directly.
             body = _CHUNK_OPENINGS[kind] + orjson.dumps(event.content) + b"}"  # type: ignore[union-attr]
         else:

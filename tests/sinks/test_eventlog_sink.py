@@ -193,3 +193,11 @@ def test_a_text_chunk_with_extra_fields_keeps_them(log: EventLog) -> None:
     [entry] = log.read_range(agent_events_topic("s"))
     assert event_of(entry.record)["from_newer_runtime"] == 1
     assert parse_event(event_of(entry.record)) == event
+
+
+def test_a_text_chunk_of_another_session_keeps_its_session_id(log: EventLog) -> None:
+    # Only the sink's own session id is implied by the topic; any other stays in the record.
+    event = h.AgentMessageChunk(session_id="other", content="hi")
+    EventLogSink(log, "s").append(event)
+    [entry] = log.read_range(agent_events_topic("s"))
+    assert entry.record.payload_json == event.to_json()
