@@ -398,7 +398,7 @@ async def test_an_agent_with_load_session_is_never_asked_to_replay_to_a_client(
             assert wire.violations == []
         assert loader.text(sid) == "echo: oneecho: two"  # once each, nothing the agent replayed
     # Read to its end once the server stopped the child: one load, the restart's, not the client's.
-    stderr = [r.getMessage() for r in caplog.records if r.name.endswith("exec.child")]
+    stderr = [r.getMessage() for r in caplog.records if r.name == "acp_bridge.agents.acp.child"]
     assert sum("session/load raw-" in m for m in stderr) == 1
 
 
@@ -428,7 +428,7 @@ async def test_config_options_and_close_are_forwarded(
         assert [o.current_value for o in changed.config_options] == ["smart"]
         await conn.close_session(session_id=sid)
         assert wire.violations == []
-    stderr = [r.getMessage() for r in caplog.records if r.name.endswith("exec.child")]
+    stderr = [r.getMessage() for r in caplog.records if r.name == "acp_bridge.agents.acp.child"]
     assert any(m.startswith("agent[") and "session/set_config_option raw-" in m for m in stderr)
     assert any("session/close raw-" in m for m in stderr)
 
@@ -527,5 +527,5 @@ async def test_additional_directories_reach_an_agent_that_advertised_them(
         ).session_id
         await conn.prompt(session_id=sid, prompt=text("hi"))
         assert wire.violations == []
-    stderr = [r.getMessage() for r in caplog.records if r.name.endswith("exec.child")]
+    stderr = [r.getMessage() for r in caplog.records if r.name == "acp_bridge.agents.acp.child"]
     assert any(m.endswith("dirs /tmp/other-root") for m in stderr), stderr

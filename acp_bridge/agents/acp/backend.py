@@ -54,6 +54,8 @@ from .link import AgentLink, Incoming, decode_line
 __all__ = ["INITIALIZE_TIMEOUT_SECONDS", "AcpBackend", "create_backend"]
 
 logger = logging.getLogger("acp_bridge.agents.acp")
+child_stderr_logger = logging.getLogger("acp_bridge.agents.acp.child")
+"""The ACP agent's stderr, one record per line."""
 
 INITIALIZE_TIMEOUT_SECONDS: Final = 30.0
 """How long the child has to answer ``initialize`` (and ``session/new``/``load``)."""
@@ -173,6 +175,7 @@ class AcpBackend(BaseBackend):
                 env=self.env,
                 stream_limit=self.stream_limit,
                 terminate_timeout=self.terminate_timeout,
+                stderr_log=child_stderr_logger,
             )
             self.starts += 1
             link = self._link = AgentLink(child)

@@ -113,6 +113,8 @@ class Child:
     """Set by :meth:`stop`: the exit is the bridge's doing, not a crash."""
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     """The stderr and the stdout reader, in that order."""
+    stderr_log: logging.Logger = stderr_logger
+    """Where its stderr lines go, one record each (the backend's ``….child`` logger)."""
 
     @property
     def pid(self) -> int:
@@ -216,8 +218,10 @@ async def start_child(
     env: Mapping[str, str] | None = None,
     stream_limit: int = STREAM_LIMIT,
     terminate_timeout: float = TERMINATE_TIMEOUT_SECONDS,
+    stderr_log: logging.Logger = stderr_logger,
 ) -> Child:
-    """Start ``command`` (``env`` added to the bridge's environment) and its reader tasks.
+    """Start ``command`` (``env`` added to the bridge's environment) and its reader tasks; its
+    stderr goes to ``stderr_log``.
 
     :class:`BackendError` when the command cannot be started.
     """
@@ -251,6 +255,7 @@ async def start_child(
         exited=asyncio.get_running_loop().create_future(),
         stdin=process.stdin,
         terminate_timeout=terminate_timeout,
+        stderr_log=stderr_log,
     )
     child.tasks = [
         asyncio.create_task(_read_stderr(child), name=f"exec-stderr-{child.pid}"),
@@ -266,14 +271,14 @@ async def _read_stderr(child: Child) -> None:
     while True:
         line = await _readline(stream)
         if line is None:
-            stderr_logger.info("agent[%d]: (a line longer than the limit, skipped)", child.pid)
+            child.stderr_log.info("agent[%d]: (a line longer than the limit, skipped)", child.pid)
             continue
         if not line:
             return
         text = line.decode("utf-8", "replace").rstrip("\r\n")
         if text.strip():
             child.last_stderr = text.strip()[:_LAST_STDERR_CHARS]
-            stderr_logger.info("agent[%d]: %s", child.pid, text[:_STDERR_LOG_CHARS])
+            child.stderr_log.info("agent[%d]: %s", child.pid, text[:_STDERR_LOG_CHARS])
 
 
 async def _read_stdout(child: Child, listener: ChildListener) -> None:
