@@ -4,8 +4,8 @@ Both logs number an entry under their lock, keep it in memory (``_unsettled``, w
 it) and queue it (``_queue``) for a writer thread that commits batches. This module holds what is
 the same around that: backpressure on appends, ``flush``/``aflush`` (waiters on the count of
 committed entries), the latched write failure, settling a committed batch (listeners told outside
-the lock, then flushes woken) and the first half of ``close``. How a batch is written, and what else
-a log keeps (checkpoints, leases), stays in each log.
+the lock, then flushes woken), the commit listeners, ``subscribe`` and the first half of ``close``.
+How a batch is written, and what else a log keeps (checkpoints, leases), stays in each log.
 """
 
 from __future__ import annotations
@@ -14,11 +14,20 @@ import asyncio
 import logging
 import threading
 from collections import deque
+from collections.abc import AsyncGenerator
 from itertools import islice
 from typing import ClassVar, Generic, TypeVar
 
-from ._live import LiveHub, resolve_threadsafe
-from .base import CommitListener, CommitListeners, EventLogClosed, EventLogError, LogEntry
+from ._live import LiveHub, follow, resolve_threadsafe
+from .base import (
+    CommitListener,
+    CommitListeners,
+    EventLogClosed,
+    EventLogError,
+    LogEntry,
+    check_read_bounds,
+    validate_topic,
+)
 
 __all__ = ["Committer"]
 
@@ -37,7 +46,7 @@ class Committer(Generic[_Q]):
     ``_appended_count``, calling :meth:`_wait_for_room` when the log is closed, failed or full),
     runs a writer that calls :meth:`_count_settled` and :meth:`_announce` per batch,
     :meth:`_writer_failed` when it fails and :meth:`_writer_exited` when it ends, and implements
-    :meth:`_shut_down` and :attr:`_where`.
+    :meth:`_shut_down`, :meth:`_read_page` and :attr:`_where`.
     """
 
     _logger: ClassVar[logging.Logger]
@@ -206,6 +215,19 @@ class Committer(Generic[_Q]):
         raise NotImplementedError
 
     # Reading.
+
+    def subscribe(self, topic: str, after: int = 0) -> AsyncGenerator[LogEntry, None]:
+        """Iterate over stored then live entries; see :meth:`EventLog.subscribe`."""
+        validate_topic(topic)
+        check_read_bounds(after, None)
+        with self._lock:
+            self._check_open()
+        return follow(self._hub, self._read_page, topic, after)
+
+    async def _read_page(self, topic: str, after: int, limit: int) -> list[LogEntry]:
+        """Up to ``limit`` entries of ``topic`` after ``after``, committed or not, for a
+        subscriber catching up (see :func:`~acp_bridge.eventlog._live.follow`)."""
+        raise NotImplementedError
 
     def _uncommitted(self, topic: str, after: int, limit: int | None) -> list[LogEntry]:
         """Under the lock: the entries of ``topic`` after ``after`` that are not committed yet."""

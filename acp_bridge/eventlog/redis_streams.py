@@ -39,7 +39,7 @@ import redis
 import redis.asyncio
 
 from ._committer import Committer
-from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow
+from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub
 from .base import (
     CommitListeners,
     EventLogClosed,
@@ -717,14 +717,6 @@ class RedisEventLog(Committer[_Queued]):
         except Exception as exc:
             raise self._read_error(exc, f"read of topic {topic!r} failed") from exc
         return [_entry(topic, stream_id, fields) for stream_id, fields in rows]
-
-    def subscribe(self, topic: str, after: int = 0) -> AsyncGenerator[LogEntry, None]:
-        """Iterate over stored then live entries; see :meth:`EventLog.subscribe`."""
-        validate_topic(topic)
-        check_read_bounds(after, None)
-        with self._lock:
-            self._check_open()
-        return follow(self._hub, self._read_page, topic, after)
 
     async def _read_page(self, topic: str, after: int, limit: int) -> list[LogEntry]:
         with self._lock:

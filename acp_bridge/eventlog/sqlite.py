@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
@@ -31,7 +31,7 @@ from typing import Any, Literal, TypeAlias
 import orjson
 
 from ._committer import Committer
-from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow
+from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub
 from ._sqlite_rows import (
     DELETE_EVENTS,
     MAX_EVENT_ID,
@@ -610,14 +610,6 @@ class SqliteEventLog(Committer[_Queued]):
     @staticmethod
     def _auto_vacuum(conn: sqlite3.Connection) -> bool:
         return bool(conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2)
-
-    def subscribe(self, topic: str, after: int = 0) -> AsyncGenerator[LogEntry, None]:
-        """Iterate over stored then live entries; see :meth:`EventLog.subscribe`."""
-        validate_topic(topic)
-        check_read_bounds(after, None)
-        with self._lock:
-            self._check_open()
-        return follow(self._hub, self._read_page, topic, after)
 
     async def _read_page(self, topic: str, after: int, limit: int) -> list[LogEntry]:
         with self._lock:
