@@ -32,16 +32,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Mapping
-from itertools import islice
 from typing import Any
 
 import orjson
 import redis
 import redis.asyncio
 
-from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow, resolve_threadsafe
+from ._committer import Committer
+from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub
 from .base import (
-    CommitListener,
     CommitListeners,
     EventLogClosed,
     EventLogError,
@@ -95,7 +94,6 @@ LeaseListener = Callable[[str], None]
 """Told the group whose lease this process lost."""
 _Rows = list[tuple[bytes, dict[bytes, bytes]]]
 """What XRANGE returns on a client that doesn't decode responses."""
-_AsyncFlush = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 _TOO_SMALL = "equal or smaller than the target stream top item"
 
@@ -180,7 +178,7 @@ class NotOwner(EventLogError):
     """An append to a grouped topic by a process that does not hold the group's lease."""
 
 
-class RedisEventLog:
+class RedisEventLog(Committer[_Queued]):
     """An :class:`~acp_bridge.eventlog.EventLog` kept in Redis Streams (Redis >= 7.0).
 
     Args:
@@ -197,6 +195,8 @@ class RedisEventLog:
     Raises:
         EventLogError: if Redis can't be reached or is older than 7.0.
     """
+
+    _logger = logger
 
     def __init__(
         self,
@@ -244,23 +244,11 @@ class RedisEventLog:
         self._release = self._client.register_script(_RELEASE)
         self._fenced_append = self._client.register_script(_FENCED_APPEND)
 
-        # Everything below is guarded by _lock.
-        self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)
-        self._progress = threading.Condition(self._lock)
-        self._space = threading.Condition(self._lock)
+        # Everything below is guarded by _lock (the committer's state too).
+        self._init_committer()
         self._heads: dict[str, int] = {}  # last id assigned, per topic this process appends to
         self._committed: dict[str, int] = {}
         self._indexed: set[str] = set()  # topics known to be in the index set
-        self._unsettled: dict[str, deque[LogEntry]] = {}
-        self._unsettled_count = 0
-        self._queue: list[_Queued] = []
-        self._appended_count = 0
-        self._committed_count = 0
-        self._async_flushes: deque[_AsyncFlush] = deque()
-        self._failure: BaseException | None = None
-        self._closed = False
-        self._close_done = threading.Event()
 
         # Leases, guarded by _lock too: group → (fencing token, monotonic time of the last renewal).
         self._leases: dict[str, tuple[int, float]] = {}
@@ -285,6 +273,10 @@ class RedisEventLog:
 
     def __repr__(self) -> str:
         return f"<RedisEventLog {self.location!r}{' closed' if self._closed else ''}>"
+
+    @property
+    def _where(self) -> str:
+        return self.location
 
     @property
     def location(self) -> str:
@@ -490,12 +482,12 @@ class RedisEventLog:
                     self._heads[topic] = head
                     self._committed[topic] = head
         with self._lock:
-            while True:
-                self._check_open()
-                self._raise_if_failed()
-                if self._unsettled_count < self._max_pending:
-                    break
-                self._space.wait()
+            if (
+                self._closed
+                or self._failure is not None
+                or self._unsettled_count >= self._max_pending
+            ):
+                self._wait_for_room()
             group = self._group(topic)
             token = None
             if group != topic:
@@ -536,19 +528,9 @@ class RedisEventLog:
                     self._indexed |= new_topics
                 self._settle(batch, heads, fenced)
         except BaseException as exc:
-            logger.exception(
-                "event log %s: write failed; the log accepts no more appends", self.location
-            )
-            with self._lock:
-                self._failure = exc
+            self._writer_failed(exc)
         finally:
-            with self._lock:
-                flushes = list(self._async_flushes)
-                self._async_flushes.clear()
-                self._progress.notify_all()
-                self._space.notify_all()
-            for _, loop, future in flushes:
-                resolve_threadsafe(loop, future)
+            self._writer_exited()
 
     def _write_retrying(
         self, queued: list[_Queued], new_topics: set[str]
@@ -663,90 +645,28 @@ class RedisEventLog:
                     self._unsettled.pop(topic, None)
                     self._heads.pop(topic, None)
                     self._committed.pop(topic, None)
-            self._unsettled_count -= finished
-            self._committed_count += finished
-            self._space.notify_all()
-        # Outside the lock: a listener may take locks that are held around append().
-        self._listeners.notify(heads)
-        with self._lock:
-            self._progress.notify_all()
-            done = []
-            while self._async_flushes and self._async_flushes[0][0] <= self._committed_count:
-                done.append(self._async_flushes.popleft())
-        for _, loop, future in done:
-            resolve_threadsafe(loop, future)
+            self._count_settled(finished)
+        self._announce(heads)
 
-    def flush(self) -> None:
-        """Block until everything appended so far is acknowledged; see :meth:`EventLog.flush`."""
+    def _shut_down(self) -> None:
+        """Let the writer send what is queued, stop the lease thread and release the leases, end
+        subscriptions and disconnect."""
+        self._retry_wake.set()
+        self._writer.join()
+        self._renewer_stop.set()
+        self._renewer.join()
         with self._lock:
-            target = self._appended_count
-            while self._committed_count < target and self._failure is None:
-                self._progress.wait()
-            self._raise_if_failed()
-
-    async def aflush(self) -> None:
-        """Wait until everything appended so far is acknowledged; see :meth:`EventLog.aflush`."""
-        with self._lock:
-            target = self._appended_count
-            if self._committed_count >= target or self._failure is not None:
-                self._raise_if_failed()
-                return
-            loop = asyncio.get_running_loop()
-            future = loop.create_future()
-            self._async_flushes.append((target, loop, future))
-        await future
-        with self._lock:
-            self._raise_if_failed()
-
-    @property
-    def failure(self) -> str | None:
-        """Why the log stopped accepting writes, or ``None`` if it is well."""
-        failure = self._failure
-        return None if failure is None else f"{type(failure).__name__}: {failure}"
-
-    def _raise_if_failed(self) -> None:
-        if self._failure is not None:
-            raise EventLogError(
-                f"event log {self.location}: an earlier write failed: {self._failure!r}"
-            ) from self._failure
-
-    def close(self) -> None:
-        """Send what is queued, end subscriptions and disconnect; see :meth:`EventLog.close`.
-
-        Raises:
-            EventLogError: if a write failed, now or earlier; the log is closed all the same.
-        """
-        with self._lock:
-            if self._closed:
-                first = False
-            else:
-                first = self._closed = True
-                self._work.notify()
-                self._space.notify_all()
-        if not first:
-            self._close_done.wait()
-            return
-        try:
-            self._retry_wake.set()
-            self._writer.join()
-            self._renewer_stop.set()
-            self._renewer.join()
-            with self._lock:
-                leases, self._leases = self._leases, {}
-            for group, (token, _) in leases.items():
-                try:
-                    self._release(
-                        keys=[self._lease_key(group, "owner")],
-                        args=[f"{self._node_id}|{token}"],
-                    )
-                except redis.RedisError as exc:
-                    logger.warning("could not release the lease of %s: %s", group, exc)
-            self._hub.close()
-            self._client.close()
-        finally:
-            self._close_done.set()
-        with self._lock:
-            self._raise_if_failed()
+            leases, self._leases = self._leases, {}
+        for group, (token, _) in leases.items():
+            try:
+                self._release(
+                    keys=[self._lease_key(group, "owner")],
+                    args=[f"{self._node_id}|{token}"],
+                )
+            except redis.RedisError as exc:
+                logger.warning("could not release the lease of %s: %s", group, exc)
+        self._hub.close()
+        self._client.close()
 
     # Reading.
 
@@ -782,13 +702,7 @@ class RedisEventLog:
     ) -> tuple[int | None, list[LogEntry]]:
         """The acknowledged head of a topic this process appends to (else ``None``), and its
         entries after ``after`` that are not acknowledged yet. Call with ``_lock`` held."""
-        committed = self._committed.get(topic)
-        unsettled = self._unsettled.get(topic)
-        if not unsettled:
-            return committed, []
-        start = max(after + 1 - unsettled[0].id, 0)
-        stop = None if limit is None else start + limit
-        return committed, list(islice(unsettled, start, stop))
+        return self._committed.get(topic), self._uncommitted(topic, after, limit)
 
     def _xrange(
         self, topic: str, after: int, upto: int | None, limit: int | None
@@ -803,14 +717,6 @@ class RedisEventLog:
         except Exception as exc:
             raise self._read_error(exc, f"read of topic {topic!r} failed") from exc
         return [_entry(topic, stream_id, fields) for stream_id, fields in rows]
-
-    def subscribe(self, topic: str, after: int = 0) -> AsyncGenerator[LogEntry, None]:
-        """Iterate over stored then live entries; see :meth:`EventLog.subscribe`."""
-        validate_topic(topic)
-        check_read_bounds(after, None)
-        with self._lock:
-            self._check_open()
-        return follow(self._hub, self._read_page, topic, after)
 
     async def _read_page(self, topic: str, after: int, limit: int) -> list[LogEntry]:
         with self._lock:
@@ -977,14 +883,6 @@ class RedisEventLog:
                 return self._committed[topic] or None
         return self._fetch_head(validate_topic(topic)) or None
 
-    def add_commit_listener(self, listener: CommitListener) -> None:
-        """Call ``listener`` after each acknowledgement; see :meth:`EventLog.add_commit_listener`."""
-        self._listeners.add(listener)
-
-    def remove_commit_listener(self, listener: CommitListener) -> None:
-        """Stop calling ``listener``."""
-        self._listeners.remove(listener)
-
     def topics(self) -> list[str]:
         """Return the non-empty topics, sorted; see :meth:`EventLog.topics`."""
         with self._lock:
@@ -1004,7 +902,3 @@ class RedisEventLog:
         if isinstance(exc, redis.RedisError):
             return EventLogError(f"event log {self.location}: {what}: {exc}")
         return exc
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise EventLogClosed("event log is closed")

@@ -23,15 +23,15 @@ import os
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Mapping
-from itertools import islice
+from collections.abc import Callable, Mapping
 from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 import orjson
 
-from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub, follow, resolve_threadsafe
+from ._committer import Committer
+from ._live import DEFAULT_LIVE_QUEUE_SIZE, LiveHub
 from ._sqlite_rows import (
     DELETE_EVENTS,
     MAX_EVENT_ID,
@@ -49,7 +49,6 @@ from ._sqlite_rows import (
     statement_sizes,
 )
 from .base import (
-    CommitListener,
     CommitListeners,
     EventLogClosed,
     EventLogError,
@@ -89,8 +88,6 @@ CHECKPOINT_BYTES = 4 * 1024 * 1024
 
 _Queued = tuple[LogEntry, bytes, bytes | None]
 _payload_of = itemgetter(1)
-_AsyncFlush = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
-"""An :meth:`SqliteEventLog.aflush` waiting for the commit count to reach its target."""
 
 
 PRUNE_CHUNK = 20_000
@@ -99,7 +96,7 @@ VACUUM_STEP_PAGES = 2_000
 """Most free pages :meth:`SqliteEventLog.prune` gives back to the file system in one transaction."""
 
 
-class SqliteEventLog:
+class SqliteEventLog(Committer[_Queued]):
     """An :class:`~acp_bridge.eventlog.EventLog` stored in the SQLite file at ``path``.
 
     The file is created if missing, and reopening it continues every topic where it stopped. Only
@@ -121,6 +118,8 @@ class SqliteEventLog:
     Raises:
         EventLogError: if the file can't be opened or holds something else than an event log.
     """
+
+    _logger = logger
 
     def __init__(
         self,
@@ -158,28 +157,13 @@ class SqliteEventLog:
         self._atoms = AtomReader()  # guarded by _reader_lock
         self._reader_lock = threading.Lock()
 
-        # Everything below is guarded by _lock.
-        self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)  # the writer waits here for entries
-        self._progress = threading.Condition(self._lock)  # flush() waits here for commits
-        self._space = threading.Condition(self._lock)  # append() waits here under backpressure
+        # Everything below is guarded by _lock (the committer's state too).
+        self._init_committer()
         self._heads: dict[str, int] = heads  # last id assigned, per topic
         self._committed: dict[str, int] = dict(heads)  # last id committed, per topic
         self._floors: dict[str, int] = {}  # per topic, below its first stored id (learnt lazily)
         self._prune_lock = threading.Lock()  # held while prune() works; close() waits for it
-        # Entries not committed yet, per topic, ascending: the queued ones and the writer's batch.
-        self._unsettled: dict[str, deque[LogEntry]] = {}
-        self._unsettled_count = 0
-        # Entries the writer hasn't taken yet, in append order, with their encoded payload/headers.
-        self._queue: list[_Queued] = []
-        self._appended_count = 0
-        self._committed_count = 0
-        self._async_flushes: deque[_AsyncFlush] = deque()  # ascending targets
-        self._sync_flushers = 0  # threads blocked in flush()
-        self._failure: BaseException | None = None
         self._writer_idle = False
-        self._closed = False
-        self._close_done = threading.Event()
 
         self._before_write: Callable[[list[LogEntry]], None] | None = None
         """Test hook: called by the writer thread with each batch before writing it."""
@@ -212,6 +196,10 @@ class SqliteEventLog:
     @property
     def path(self) -> str:
         """The database file."""
+        return self._path
+
+    @property
+    def _where(self) -> str:
         return self._path
 
     def __repr__(self) -> str:
@@ -306,16 +294,6 @@ class SqliteEventLog:
                 self._work.notify()  # end a commit window early: the batch is big enough
         return event_id
 
-    def _wait_for_room(self) -> None:
-        """Under the lock: raise if the log is closed or failed, else wait until an entry fits."""
-        while True:
-            if self._closed:
-                raise EventLogClosed("event log is closed")
-            self._raise_if_failed()
-            if self._unsettled_count < self._max_pending:
-                return
-            self._space.wait()
-
     def _run(self, conn: sqlite3.Connection) -> None:
         """Body of the writer thread: commit queued entries until closed and drained."""
         unchecked = 0  # payload bytes committed since the last checkpoint was asked for
@@ -351,21 +329,10 @@ class SqliteEventLog:
                     unchecked = 0
                     self._checkpoint_due.set()
         except BaseException as exc:
-            logger.exception(
-                "event log %s: write failed; the log accepts no more appends", self._path
-            )
-            with self._lock:
-                self._failure = exc
+            self._writer_failed(exc)
         finally:
             conn.close()
-            with self._lock:
-                flushes = list(self._async_flushes)
-                self._async_flushes.clear()
-                # Nothing will be committed any more: wake whoever waits for that.
-                self._progress.notify_all()
-                self._space.notify_all()
-            for _, loop, future in flushes:
-                resolve_threadsafe(loop, future)
+            self._writer_exited()
 
     def _checkpoint_loop(self) -> None:
         """Body of the checkpoint thread: copy the WAL into the database when the writer asks.
@@ -397,8 +364,7 @@ class SqliteEventLog:
 
     def _settle(self, count: int, heads: dict[str, int]) -> None:
         """Record that a batch of ``count`` entries, up to ``heads``, is committed: readers now find
-        it on disk, listeners are told, then flushes may return (in that order, so whoever flushed
-        finds the listeners' work done or at least scheduled ahead of it)."""
+        it on disk, listeners are told, then flushes may return (see :meth:`_announce`)."""
         with self._lock:
             for topic, head in heads.items():
                 self._committed[topic] = head
@@ -411,78 +377,15 @@ class SqliteEventLog:
                     popleft = unsettled.popleft
                     for _ in range(settled):
                         popleft()
-            self._unsettled_count -= count
-            self._committed_count += count
-            self._space.notify_all()
-        # Outside the lock: a listener may take locks that are held around append().
-        self._listeners.notify(heads)
-        with self._lock:
-            self._progress.notify_all()
-            done = []
-            while self._async_flushes and self._async_flushes[0][0] <= self._committed_count:
-                done.append(self._async_flushes.popleft())
-        for _, loop, future in done:
-            resolve_threadsafe(loop, future)
+            self._count_settled(count)
+        self._announce(heads)
 
-    def _flush_waiting(self) -> bool:
-        return bool(self._sync_flushers or self._async_flushes)
+    def _hurry_writer(self) -> None:
+        self._work.notify()  # cut a commit window short
 
-    def flush(self) -> None:
-        """Block until everything appended so far is committed; see :meth:`EventLog.flush`."""
-        with self._lock:
-            target = self._appended_count
-            self._sync_flushers += 1
-            self._work.notify()  # cut a commit window short
-            try:
-                while self._committed_count < target and self._failure is None:
-                    self._progress.wait()
-            finally:
-                self._sync_flushers -= 1
-            self._raise_if_failed()
-
-    async def aflush(self) -> None:
-        """Wait until everything appended so far is committed; see :meth:`EventLog.aflush`."""
-        with self._lock:
-            target = self._appended_count
-            if self._committed_count >= target or self._failure is not None:
-                self._raise_if_failed()
-                return
-            loop = asyncio.get_running_loop()
-            future = loop.create_future()
-            self._async_flushes.append((target, loop, future))
-            self._work.notify()  # cut a commit window short
-        await future
-        with self._lock:
-            self._raise_if_failed()
-
-    @property
-    def failure(self) -> str | None:
-        """Why the log stopped accepting writes (a failed commit latches), or ``None`` if it is well."""
-        failure = self._failure
-        return None if failure is None else f"{type(failure).__name__}: {failure}"
-
-    def _raise_if_failed(self) -> None:
-        if self._failure is not None:
-            raise EventLogError(
-                f"event log {self._path}: an earlier write failed: {self._failure!r}"
-            ) from self._failure
-
-    def close(self) -> None:
-        """Commit what is queued, end subscriptions and close the file; see :meth:`EventLog.close`.
-
-        Raises:
-            EventLogError: if a write failed, now or earlier; the log is closed all the same.
-        """
-        with self._lock:
-            if self._closed:
-                first = False
-            else:
-                first = self._closed = True
-                self._work.notify()
-                self._space.notify_all()
-        if not first:
-            self._close_done.wait()
-            return
+    def _shut_down(self) -> None:
+        """Close the reader, stop the checkpoint thread and any prune, let the writer commit what
+        is queued and close the file, end subscriptions, release the file's lock."""
         try:
             with self._reader_lock:
                 if self._reader is not None:
@@ -498,9 +401,6 @@ class SqliteEventLog:
             self._hub.close()
         finally:
             release_writer_lock(self._lock_fd)
-            self._close_done.set()
-        with self._lock:
-            self._raise_if_failed()
 
     # Reading.
 
@@ -535,13 +435,7 @@ class SqliteEventLog:
         the topic at this instant; a commit that happens next only moves entries from the second
         part to the first, so a reader that uses the returned head can't miss or repeat any.
         """
-        committed = self._committed.get(topic, 0)
-        unsettled = self._unsettled.get(topic)
-        if not unsettled:
-            return committed, []
-        start = max(after + 1 - unsettled[0].id, 0)
-        stop = None if limit is None else start + limit
-        return committed, list(islice(unsettled, start, stop))
+        return self._committed.get(topic, 0), self._uncommitted(topic, after, limit)
 
     def _select(self, topic: str, after: int, upto: int, count: int) -> list[LogEntry]:
         """Read the ``count`` committed entries of ``topic`` after ``after``, up to ``upto``."""
@@ -717,14 +611,6 @@ class SqliteEventLog:
     def _auto_vacuum(conn: sqlite3.Connection) -> bool:
         return bool(conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2)
 
-    def subscribe(self, topic: str, after: int = 0) -> AsyncGenerator[LogEntry, None]:
-        """Iterate over stored then live entries; see :meth:`EventLog.subscribe`."""
-        validate_topic(topic)
-        check_read_bounds(after, None)
-        with self._lock:
-            self._check_open()
-        return follow(self._hub, self._read_page, topic, after)
-
     async def _read_page(self, topic: str, after: int, limit: int) -> list[LogEntry]:
         with self._lock:
             self._check_open()
@@ -752,23 +638,11 @@ class SqliteEventLog:
             self._check_open()
             return self._committed.get(topic)
 
-    def add_commit_listener(self, listener: CommitListener) -> None:
-        """Call ``listener`` after each commit; see :meth:`EventLog.add_commit_listener`."""
-        self._listeners.add(listener)
-
-    def remove_commit_listener(self, listener: CommitListener) -> None:
-        """Stop calling ``listener``."""
-        self._listeners.remove(listener)
-
     def topics(self) -> list[str]:
         """Return the non-empty topics, sorted; see :meth:`EventLog.topics`."""
         with self._lock:
             self._check_open()
             return sorted(self._heads)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise EventLogClosed("event log is closed")
 
 
 _new_entry = tuple.__new__
