@@ -79,6 +79,8 @@ logger = logging.getLogger(__name__)
 SESSION_INDEX_TOPIC: Final = "acp_bridge.sessions"
 SESSION_INDEX_PREFIX: Final = "acp_bridge.sessions."
 """On a shared (leased) log, session ``S``'s metadata is in topic ``acp_bridge.sessions.S``."""
+_INDEX_PAGE: Final = 1000
+"""Index records read per request."""
 
 
 class _RemoteClient:
@@ -613,13 +615,29 @@ class SessionManager:
         topics = [SESSION_INDEX_TOPIC]
         if self.leases is not None:
             topics += [t for t in self.log.topics() if t.startswith(SESSION_INDEX_PREFIX)]
+        # A shared log keeps one index topic per session: read them all in one request when the
+        # log can (the Redis log's read_ranges), not one round trip per session.
+        read_ranges = getattr(self.log, "read_ranges", None)
+        if read_ranges is None or len(topics) < 2:
+            for topic in topics:
+                self._read_index_topic(topic)
+            return
+        pages = read_ranges(
+            {topic: self._index_read.get(topic, 0) for topic in topics}, _INDEX_PAGE
+        )
         for topic in topics:
-            self._read_index_topic(topic)
+            entries = pages[topic]
+            for entry in entries:
+                self._apply(entry.record.kind, entry.record.payload)
+            if entries:
+                self._index_read[topic] = entries[-1].id
+            if len(entries) == _INDEX_PAGE:
+                self._read_index_topic(topic)  # more than a page: the rest, page by page
 
     def _read_index_topic(self, topic: str) -> None:
         after = self._index_read.get(topic, 0)
         while True:
-            entries = self.log.read_range(topic, after=after, limit=1000)
+            entries = self.log.read_range(topic, after=after, limit=_INDEX_PAGE)
             if not entries:
                 break
             for entry in entries:

@@ -184,3 +184,35 @@ async def test_a_tail_follows_what_another_node_appends(nodes: list[RedisEventLo
         finally:
             await tail.aclose()
     assert got == [1, 2, 3, 4]
+
+
+def test_read_ranges_reads_many_topics_in_one_round_trip_as_read_range_would(
+    nodes: list[RedisEventLog], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Node A appends to five topics; B (which appends to none) reads them all, and so does A
+    # (which knows its own heads and its entries not acknowledged yet).
+    a, b = nodes
+    topics = [f"idx.{n}" for n in range(5)]
+    for n, topic in enumerate(topics):
+        for i in range(n + 1):
+            a.append(topic, rec(10 * n + i))
+    a.flush()
+    afters = {topic: n % 2 for n, topic in enumerate(topics)} | {"idx.none": 0}
+
+    round_trips: list[int] = []
+    real_pipeline = b._client.pipeline
+
+    def counting_pipeline(*args: object, **kwargs: object) -> object:
+        round_trips.append(1)
+        return real_pipeline(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(b._client, "pipeline", counting_pipeline)
+    for log in (b, a):
+        for limit in (1000, 2):
+            pages = log.read_ranges(afters, limit)
+            assert pages == {t: log.read_range(t, after, limit) for t, after in afters.items()}
+    assert round_trips == [1, 1]
+    assert [e.record for e in b.read_ranges({"idx.4": 0}, 1000)["idx.4"]] == [
+        rec(40 + i) for i in range(5)
+    ]
+    assert b.read_ranges({"idx.4": 0}, 0) == {"idx.4": []}
