@@ -232,6 +232,13 @@ def _bearer_from_authorization(headers: Headers) -> list[str]:
     return tokens
 
 
+def _unauthorized(connection: ServerConnection) -> Response:
+    """401 for a request without a valid token, naming the scheme it needs (RFC 6750)."""
+    response = connection.respond(http.HTTPStatus.UNAUTHORIZED, "Missing or invalid bearer token\n")
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
 class _AcpServerConnection(ServerConnection):
     """A server connection that carries its ``Acp-Connection-Id`` from handshake to handler."""
 
@@ -445,11 +452,7 @@ class WebSocketServer:
             return connection.respond(http.HTTPStatus.FORBIDDEN, "Origin not allowed\n")
         principal = self._principal(request.headers)
         if principal is None:
-            response = connection.respond(
-                http.HTTPStatus.UNAUTHORIZED, "Missing or invalid bearer token\n"
-            )
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response
+            return _unauthorized(connection)
         assert isinstance(connection, _AcpServerConnection)
         connection.principal = principal
         return None
@@ -503,11 +506,7 @@ class WebSocketServer:
         principal = self._principal(request.headers)
         if parts.path == app.stream_path and request.headers.get("Upgrade") is not None:
             if principal is None:
-                response = connection.respond(
-                    http.HTTPStatus.UNAUTHORIZED, "Missing or invalid bearer token\n"
-                )
-                response.headers["WWW-Authenticate"] = "Bearer"
-                return response
+                return _unauthorized(connection)
             assert isinstance(connection, _AcpServerConnection)
             connection.principal = principal
             connection.mounted = True
