@@ -236,6 +236,7 @@ async def test_credentials_are_those_of_the_acp_endpoint(server: BridgeServer) -
         async with connect(stream_url(server)):
             pass
     assert refused.value.response.status_code == 401
+    assert refused.value.response.headers["WWW-Authenticate"] == "Bearer"
     # The token is never read from the URL.
     status, _, _ = await http_get(port, f"/inspect/api/sessions?token={TOKEN}")
     assert status == 401
