@@ -98,18 +98,10 @@ class Attachment:
             return  # the replay covered it (a publish still on its way from another thread)
         self._write(message, encoded)
 
-    def deliver_chunk(self, event_id: int, encoded: bytes) -> None:
-        """Deliver a text chunk's notification, already encoded for this attachment's profile.
-
-        The gate must be open (the caller checks :attr:`open`); chunks need no tool-call check and
-        ``session/update`` is wanted by every client.
-        """
-        if event_id > self.replayed_through:
-            self.sink.send(encoded)
-
     def deliver_chunks(self, chunks: list[tuple[int, bytes]]) -> None:
-        """Deliver a run of text chunks' notifications (event id, encoded), like
-        :meth:`deliver_chunk` for each, in one hand-off to the connection."""
+        """Deliver a run of text chunks' notifications (event id, encoded) in one hand-off to the
+        connection. The gate must be open (the caller checks :attr:`open`); chunks need no
+        tool-call check, and ``session/update`` is wanted by every client."""
         through = self.replayed_through
         if chunks[0][0] > through:
             self.sink.send_many([encoded for _, encoded in chunks])
@@ -237,24 +229,25 @@ class SessionFanout:
         self, event: SessionEvent, event_id: int | None, exclude: Attachment | None = None
     ) -> None:
         """Translate ``event`` once per profile in use and deliver it to every attachment."""
+        if event_id is not None and type(event) in CHUNK_TYPES:
+            if self.attachments:
+                self._publish_chunk_run(((event_id, event, exclude),))
+            return
+        self._publish_general(event, event_id, exclude)
+
+    def _publish_general(
+        self, event: SessionEvent, event_id: int | None, exclude: Attachment | None
+    ) -> None:
+        """Translate, stamp and encode ``event`` once per profile; every attachment's own rules."""
         runtime_messages: list[Message] | None = None
         if isinstance(event, SessionRuntimeEvent):
             # Translated even with nobody attached: the translator's per-run state must see every event.
             runtime_messages = self._runtime_messages(event)
         if not self.attachments:
             return
-        if event_id is not None and type(event) in CHUNK_TYPES:
-            # The streaming case: fill a prebuilt template instead of building, stamping and
-            # encoding a message. Attachments that hold messages (gate closed) take the general path.
-            chunk_fanout = self._publish_chunk(event, event_id, exclude)
-            if chunk_fanout is None:
-                return
-            rest = chunk_fanout
-        else:
-            rest = list(self.attachments)
         by_profile: dict[Profile, list[tuple[Message, bytes]]] = {}
         valid: bool | None = None  # a proxied update's schema check, done once per event
-        for attachment in rest:
+        for attachment in list(self.attachments):
             if attachment is exclude:
                 continue
             profile = attachment.profile
@@ -285,27 +278,30 @@ class SessionFanout:
 
     def publish_batch(self, ready: Sequence[tuple[int, SessionEvent, Attachment | None]]) -> None:
         """Publish committed events in order, like :meth:`publish` for each; consecutive text chunks
-        shown to everybody go to each attachment in one hand-off."""
+        (shown to the same clients) go to each attachment in one hand-off."""
         start, count = 0, len(ready)
         while start < count:
-            end = start
-            while end < count and type(ready[end][1]) in CHUNK_TYPES and ready[end][2] is None:
-                end += 1
-            if end - start < 2:
-                event_id, event, exclude = ready[start]
-                self.publish(event, event_id, exclude)
+            event_id, event, exclude = ready[start]
+            if type(event) not in CHUNK_TYPES:
+                self._publish_general(event, event_id, exclude)
                 start += 1
                 continue
-            self._publish_chunk_run(ready[start:end])
+            end = start + 1
+            while end < count and type(ready[end][1]) in CHUNK_TYPES and ready[end][2] is exclude:
+                end += 1
+            if self.attachments:
+                self._publish_chunk_run(ready[start:end])
             start = end
 
     def _publish_chunk_run(
         self, run: Sequence[tuple[int, SessionEvent, Attachment | None]]
     ) -> None:
-        """Deliver consecutive text chunks (no attachment excluded) through the templates, one
-        hand-off per attachment; if any attachment can't take them so (gate closed, no template
-        for its profile), the run goes event by event through :meth:`publish`."""
-        attachments = list(self.attachments)
+        """Deliver consecutive text chunks (all excluding the same attachment, if any) through the
+        templates instead of building, stamping and encoding a message each: one hand-off per
+        attachment. If an attachment can't take them so (gate closed, no template for its profile),
+        the run goes event by event through the general path."""
+        exclude = run[0][2]
+        attachments = [a for a in self.attachments if a is not exclude]
         encoded: dict[Profile, list[tuple[int, bytes]]] = {}
         for attachment in attachments:
             profile = attachment.profile
@@ -320,8 +316,8 @@ class SessionFanout:
             for attachment in attachments:
                 attachment.deliver_chunks(encoded[attachment.profile])
             return
-        for event_id, event, exclude in run:
-            self.publish(event, event_id, exclude)
+        for event_id, event, _ in run:
+            self._publish_general(event, event_id, exclude)
 
     def _encode_chunks(
         self, run: Sequence[tuple[int, SessionEvent, Attachment | None]], profile: Profile
@@ -340,33 +336,6 @@ class SessionFanout:
             assert template is not None
             out.append((event_id, template.encode(event.content, event_id)))  # type: ignore[union-attr]
         return out
-
-    def _publish_chunk(
-        self, event: SessionEvent, event_id: int, exclude: Attachment | None
-    ) -> list[Attachment] | None:
-        """Deliver a text chunk through the templates; return the attachments left for the general
-        path (``None`` when there are none)."""
-        text: str = event.content  # type: ignore[union-attr]  # a CHUNK_TYPES event
-        encoded: dict[Profile, bytes | None] = {}
-        rest: list[Attachment] | None = None
-        for attachment in list(self.attachments):
-            if attachment is exclude:
-                continue
-            profile = attachment.profile
-            if attachment.open:
-                data = encoded.get(profile, b"")
-                if data == b"":
-                    template = self._chunk_template(type(event), profile)
-                    data = encoded[profile] = (
-                        None if template is None else template.encode(text, event_id)
-                    )
-                if data is not None:
-                    attachment.deliver_chunk(event_id, data)
-                    continue
-            if rest is None:
-                rest = []
-            rest.append(attachment)
-        return rest
 
     def close(self) -> None:
         """The session closed: detach every attachment and tell its owner."""

@@ -164,3 +164,22 @@ def test_a_batch_respects_a_closed_gate_and_the_replay_cursor() -> None:
         "8",
         "9",
     ]
+
+
+def test_a_run_of_chunks_that_excludes_a_client_skips_it_and_stays_one_hand_off() -> None:
+    fanout = SessionFanout("s1")
+    shown = attach(fanout, Profile.STRICT)
+    excluded_sink = attach(fanout, Profile.STRICT)
+    excluded = fanout.attachments[1]
+    run = [(i, AgentMessageChunk(session_id="s1", content=str(i)), excluded) for i in (1, 2, 3)]
+    fanout.publish_batch([*run, (4, AgentMessageChunk(session_id="s1", content="4"), None)])
+    assert excluded_sink.sent == expected(
+        AgentMessageChunk(session_id="s1", content="4"), 4, Profile.STRICT
+    )
+    assert shown.hand_offs == 2  # the excluding run, then the run for everybody
+    assert [orjson.loads(b)["params"]["update"]["content"]["text"] for b in shown.sent] == [
+        "1",
+        "2",
+        "3",
+        "4",
+    ]
